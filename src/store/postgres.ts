@@ -1,0 +1,57 @@
+import pg from 'pg';
+import type { Db } from './db.ts';
+
+/** PostgreSQL server through a pg pool. */
+export async function openPostgres(url: string, poolSize = 10): Promise<Db> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  pool.on('error', () => {
+    /* idle client errors are reported on next use */
+  });
+  const ext = await pool.query("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'");
+  let hasPostgis = false;
+  if (ext.rowCount) {
+    try {
+      await pool.query('CREATE EXTENSION IF NOT EXISTS postgis');
+      hasPostgis = true;
+    } catch {
+      hasPostgis = false; // no privilege: geo still works through the portable bbox index
+    }
+  }
+  const make = (q: pg.Pool | pg.PoolClient, inTx: boolean): Db => {
+    const db: Db = {
+      kind: 'postgres',
+      hasPostgis,
+      async version() {
+        const r = await q.query('SELECT version() AS v');
+        return String(r.rows[0].v).split(' on ')[0];
+      },
+      async query<T>(sql: string, params?: unknown[]) {
+        const r = await q.query(sql, params as unknown[]);
+        return r.rows as T[];
+      },
+      async exec(sql: string) {
+        await q.query(sql);
+      },
+      async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+        if (inTx) return fn(db);
+        const c = await pool.connect();
+        try {
+          await c.query('BEGIN');
+          const r = await fn(make(c, true));
+          await c.query('COMMIT');
+          return r;
+        } catch (e) {
+          await c.query('ROLLBACK').catch(() => {});
+          throw e;
+        } finally {
+          c.release();
+        }
+      },
+      async close() {
+        if (!inTx) await pool.end();
+      },
+    };
+    return db;
+  };
+  return make(pool, false);
+}

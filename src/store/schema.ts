@@ -1,0 +1,82 @@
+import type { Db } from './db.ts';
+
+/**
+ * Versioned migrations per module: each layer owns its tables and calls `migrateModule` at start-up,
+ * so modules evolve independently. Statements must be valid on PostgreSQL 15+ and PGlite.
+ */
+export interface Migration {
+  version: number;
+  sql: string;
+  /** only on PostgreSQL with PostGIS (e.g. a geometry column for GIS tools) */
+  postgisOnly?: boolean;
+}
+
+export async function migrateModule(db: Db, module: string, migrations: Migration[]): Promise<void> {
+  await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    module text NOT NULL, version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (module, version))`);
+  const done = new Set(
+    (await db.query<{ version: number }>('SELECT version FROM schema_migrations WHERE module = $1', [module])).map(
+      (r) => r.version,
+    ),
+  );
+  for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (done.has(m.version)) continue;
+    if (m.postgisOnly && !db.hasPostgis) continue;
+    await db.tx(async (t) => {
+      await t.exec(m.sql);
+      await t.query('INSERT INTO schema_migrations (module, version) VALUES ($1, $2)', [module, m.version]);
+    });
+  }
+}
+
+/** The broker core's tables. */
+const CORE: Migration[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE IF NOT EXISTS tenants (
+  name text PRIMARY KEY,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO tenants (name) VALUES ('') ON CONFLICT DO NOTHING;
+
+-- One row per entity. attrs holds StoredEntity.attrs (expanded IRIs -> instance arrays).
+-- created_at/modified_at are ISO-8601 UTC text with milliseconds, so text order is time order.
+CREATE TABLE IF NOT EXISTS entities (
+  tenant text NOT NULL,
+  id text NOT NULL,
+  types text[] NOT NULL,
+  scopes text[],
+  created_at text NOT NULL,
+  modified_at text NOT NULL,
+  attrs jsonb NOT NULL,
+  PRIMARY KEY (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS entities_types_gin ON entities USING gin (types);
+CREATE INDEX IF NOT EXISTS entities_attrs_gin ON entities USING gin (attrs jsonb_path_ops);
+CREATE INDEX IF NOT EXISTS entities_attr_names_gin ON entities USING gin ((ARRAY(SELECT jsonb_object_keys(attrs))));
+
+-- Bounding boxes of every GeoProperty instance, for a GiST prefilter that works without PostGIS;
+-- exact geometry predicates run in the broker.
+CREATE TABLE IF NOT EXISTS entity_geo (
+  tenant text NOT NULL,
+  entity_id text NOT NULL,
+  attr text NOT NULL,
+  dataset_id text NOT NULL DEFAULT '',
+  bbox box NOT NULL,
+  PRIMARY KEY (tenant, entity_id, attr, dataset_id)
+);
+CREATE INDEX IF NOT EXISTS entity_geo_bbox ON entity_geo USING gist (bbox);
+
+CREATE TABLE IF NOT EXISTS jsonld_contexts (
+  id text PRIMARY KEY,
+  record jsonb NOT NULL
+);
+`,
+  },
+];
+
+export async function migrate(db: Db): Promise<void> {
+  await migrateModule(db, 'core', CORE);
+}
