@@ -4,7 +4,7 @@ import type { Db } from './store/db.ts';
 import type { ChangeBus } from './bus/change-bus.ts';
 import type { Logger } from './common/log.ts';
 import type { Clock } from './common/clock.ts';
-import type { BrokerApi } from './ngsi-ld/broker-api.ts';
+import type { Broker } from './ngsi-ld/broker.ts';
 
 /** What every service of the platform gets: configuration, store, bus and the broker core. */
 export interface Platform {
@@ -14,7 +14,7 @@ export interface Platform {
   log: Logger;
   clock: Clock;
   /** in-process NGSI-LD operations (same semantics as the HTTP API, no HTTP) */
-  broker: BrokerApi;
+  broker: Broker;
   /** services registered by modules for each other, by name (e.g. 'mqtt', 'auth') */
   services: Map<string, unknown>;
 }

@@ -8,7 +8,7 @@ export const ErrorTypes = {
   InternalError: { uri: 'https://uri.etsi.org/ngsi-ld/errors/InternalError', status: 500 },
   TooComplexQuery: { uri: 'https://uri.etsi.org/ngsi-ld/errors/TooComplexQuery', status: 403 },
   TooManyResults: { uri: 'https://uri.etsi.org/ngsi-ld/errors/TooManyResults', status: 403 },
-  LdContextNotAvailable: { uri: 'https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable', status: 503 },
+  LdContextNotAvailable: { uri: 'https://uri.etsi.org/ngsi-ld/errors/LdContextNotAvailable', status: 504 },
   NoMultiTenantSupport: { uri: 'https://uri.etsi.org/ngsi-ld/errors/NoMultiTenantSupport', status: 501 },
   NonexistentTenant: { uri: 'https://uri.etsi.org/ngsi-ld/errors/NonexistentTenant', status: 404 },
   Unauthorized: { uri: 'https://uri.etsi.org/ngsi-ld/errors/Unauthorized', status: 401 },

@@ -27,6 +27,8 @@ export interface QueryParams {
   offset?: number;
   count?: boolean;
   context?: ContextRef;
+  /** false: allow a query without any filter (internal callers, entity listing for the dashboard) */
+  requireFilter?: boolean;
 }
 
 export interface QueryResult {

@@ -54,8 +54,7 @@ CREATE TABLE IF NOT EXISTS entities (
   PRIMARY KEY (tenant, id)
 );
 CREATE INDEX IF NOT EXISTS entities_types_gin ON entities USING gin (types);
-CREATE INDEX IF NOT EXISTS entities_attrs_gin ON entities USING gin (attrs jsonb_path_ops);
-CREATE INDEX IF NOT EXISTS entities_attr_names_gin ON entities USING gin ((ARRAY(SELECT jsonb_object_keys(attrs))));
+CREATE INDEX IF NOT EXISTS entities_attrs_gin ON entities USING gin (attrs);
 
 -- Bounding boxes of every GeoProperty instance, for a GiST prefilter that works without PostGIS;
 -- exact geometry predicates run in the broker.
@@ -73,6 +72,18 @@ CREATE TABLE IF NOT EXISTS jsonld_contexts (
   id text PRIMARY KEY,
   record jsonb NOT NULL
 );
+`,
+  },
+  {
+    // GIS tools (QGIS) read entities as a layer: a real geometry column derived from `location`.
+    version: 2,
+    postgisOnly: true,
+    sql: `
+ALTER TABLE entities ADD COLUMN IF NOT EXISTS geom geometry(Geometry, 4326)
+  GENERATED ALWAYS AS (ST_SetSRID(ST_GeomFromGeoJSON((attrs->'https://uri.etsi.org/ngsi-ld/location'->0->'value')::text), 4326)) STORED;
+CREATE INDEX IF NOT EXISTS entities_geom_gist ON entities USING gist (geom);
+CREATE OR REPLACE VIEW gis_entities AS
+  SELECT tenant, id, types[1] AS type, modified_at, geom, attrs FROM entities WHERE geom IS NOT NULL;
 `,
   },
 ];

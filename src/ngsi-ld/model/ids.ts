@@ -1,0 +1,47 @@
+import { ProblemError } from '../../common/problem.ts';
+
+/**
+ * URI checks for entity ids, datasetIds and relationship objects. NGSI-LD requires absolute URIs;
+ * a scheme followed by ':' and at least one character, with no whitespace or characters that
+ * the spec forbids in identifiers (clause 4.6.2: control chars, <, >, ", ', =, ;, (, )).
+ */
+const URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"'=;()\\]+$/;
+
+export function isUri(s: unknown): s is string {
+  return typeof s === 'string' && s.length <= 2048 && URI_RE.test(s);
+}
+
+export function checkEntityId(id: unknown, what = 'entity id'): string {
+  if (typeof id !== 'string' || id.length === 0)
+    throw new ProblemError('BadRequestData', `The ${what} is missing or not a string.`);
+  if (!isUri(id))
+    throw new ProblemError(
+      'BadRequestData',
+      `The ${what} "${truncate(id)}" is not a valid URI: use an absolute URI such as "urn:ngsi-ld:Building:b1" (no spaces or < > " ' = ; ( )).`,
+    );
+  return id;
+}
+
+/** Forbidden characters in attribute and type names (clause 4.6.2). */
+const NAME_BAD = /[\s<>"'=;()\\\u0000-\u001f]/;
+
+export function checkName(name: string, what: string): void {
+  if (name.length === 0 || NAME_BAD.test(name))
+    throw new ProblemError(
+      'BadRequestData',
+      `The ${what} "${truncate(name)}" contains characters not allowed in NGSI-LD names (whitespace, < > " ' = ; ( )).`,
+    );
+}
+
+const ISO_DT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+/** Validates an ISO 8601 DateTime and returns it normalised to UTC with milliseconds. */
+export function checkDateTime(v: unknown, what: string): string {
+  if (typeof v !== 'string' || !ISO_DT.test(v) || Number.isNaN(Date.parse(v)))
+    throw new ProblemError('BadRequestData', `${what} must be an ISO 8601 DateTime like "2026-01-31T12:00:00Z", got ${truncate(JSON.stringify(v))}.`);
+  return new Date(v).toISOString();
+}
+
+export function truncate(s: string, n = 120): string {
+  return s.length > n ? s.slice(0, n) + '…' : s;
+}

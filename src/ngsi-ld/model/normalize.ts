@@ -1,0 +1,260 @@
+import { ProblemError } from '../../common/problem.ts';
+import { checkDateTime, checkEntityId, checkName, isUri, truncate } from './ids.ts';
+import type { AttrInstance, AttrType, StoredEntity, TermResolver } from './types.ts';
+import { INSTANCE_CORE_KEYS } from './types.ts';
+import { validateGeometry } from '../geo/index.ts';
+
+/**
+ * Input (normalized or concise NGSI-LD JSON with compact terms) -> stored form (expanded terms).
+ * Throws BadRequestData with a message naming the offending member; never partially applies.
+ */
+
+export const NGSI_NULL = 'urn:ngsi-ld:null';
+
+const ATTR_TYPES = new Set<AttrType>([
+  'Property', 'Relationship', 'GeoProperty', 'LanguageProperty', 'VocabProperty', 'JsonProperty', 'ListProperty', 'ListRelationship',
+]);
+
+/** Entity-level members that are not attributes. */
+const ENTITY_KEYS = new Set(['id', '@id', 'type', '@type', 'scope', '@context', 'createdAt', 'modifiedAt', 'deletedAt']);
+
+/** Attribute names reserved by the core context that may not be used as user attributes. */
+const RESERVED_ATTR_NAMES = new Set(['id', 'type', 'value', 'object', 'languageMap', 'vocab', 'json', 'valueList', 'objectList', 'datasetId', 'instanceId']);
+
+export interface NormalizeOptions {
+  /** ISO time stamped on createdAt/modifiedAt */
+  now: string;
+  /** allow NGSI-LD Null values (merge / update operations) */
+  allowNull?: boolean;
+  /** entity type is optional (attribute fragments for PATCH) */
+  typeOptional?: boolean;
+  /** id is optional (fragment bodies) */
+  idOptional?: boolean;
+}
+
+export function normalizeEntity(input: unknown, ctx: TermResolver, opts: NormalizeOptions): StoredEntity {
+  if (!isObject(input)) throw new ProblemError('BadRequestData', 'An entity must be a JSON object.');
+  const rawId = input.id ?? input['@id'];
+  const id = rawId === undefined && opts.idOptional ? '' : checkEntityId(rawId);
+  const rawType = input.type ?? input['@type'];
+  let type: string[] = [];
+  if (rawType === undefined) {
+    if (!opts.typeOptional) throw new ProblemError('BadRequestData', `Entity "${id}" has no "type": every entity needs at least one type.`);
+  } else {
+    type = normalizeTypes(rawType, ctx, `entity "${id}"`);
+  }
+  const ent: StoredEntity = { id, type, createdAt: opts.now, modifiedAt: opts.now, attrs: {} };
+  if (input.scope !== undefined) ent.scope = normalizeScope(input.scope);
+  for (const key of Object.keys(input)) {
+    if (ENTITY_KEYS.has(key)) continue;
+    const iri = expandAttrName(key, ctx);
+    ent.attrs[iri] = normalizeAttr(key, input[key], ctx, opts);
+  }
+  return ent;
+}
+
+/** Attribute fragment (e.g. PATCH /attrs body, with or without id/type) -> expanded attribute map. */
+export function normalizeAttrs(input: unknown, ctx: TermResolver, opts: NormalizeOptions): Record<string, AttrInstance[]> {
+  return normalizeEntity(input, ctx, { ...opts, idOptional: true, typeOptional: true }).attrs;
+}
+
+export function normalizeTypes(raw: unknown, ctx: TermResolver, where: string): string[] {
+  const list = Array.isArray(raw) ? raw : [raw];
+  if (list.length === 0) throw new ProblemError('BadRequestData', `The type of ${where} is an empty list.`);
+  const out: string[] = [];
+  for (const t of list) {
+    if (typeof t !== 'string' || t.length === 0)
+      throw new ProblemError('BadRequestData', `The type of ${where} must be a non-empty string or a list of strings.`);
+    checkName(t, 'entity type');
+    const e = ctx.expandTerm(t);
+    if (!out.includes(e)) out.push(e);
+  }
+  return out;
+}
+
+export function normalizeScope(raw: unknown): string[] {
+  const list = Array.isArray(raw) ? raw : [raw];
+  for (const s of list) {
+    if (typeof s !== 'string' || !/^\/([^/\s#+]+(\/[^/\s#+]+)*)?$/.test(s))
+      throw new ProblemError('BadRequestData', `Invalid scope ${truncate(JSON.stringify(s))}: a scope is a path like "/Madrid/Gardens".`);
+  }
+  return list as string[];
+}
+
+export function expandAttrName(key: string, ctx: TermResolver): string {
+  checkName(key, 'attribute name');
+  if (RESERVED_ATTR_NAMES.has(key)) throw new ProblemError('BadRequestData', `"${key}" is a reserved NGSI-LD member name and cannot be used as an attribute name.`);
+  return ctx.expandTerm(key);
+}
+
+function normalizeAttr(name: string, raw: unknown, ctx: TermResolver, opts: NormalizeOptions): AttrInstance[] {
+  if (Array.isArray(raw) && raw.length > 0 && raw.every(isInstanceLike)) {
+    const out: AttrInstance[] = [];
+    const seen = new Set<string>();
+    for (const r of raw) {
+      const inst = normalizeInstance(name, r, ctx, opts, true);
+      const ds = inst.datasetId ?? '';
+      if (seen.has(ds))
+        throw new ProblemError('BadRequestData', `Attribute "${name}" has two instances with the same datasetId${ds ? ` "${ds}"` : ' (default instance)'}.`);
+      seen.add(ds);
+      out.push(inst);
+    }
+    return out;
+  }
+  return [normalizeInstance(name, raw, ctx, opts, true)];
+}
+
+/** Array elements count as instances only when they are typed attribute objects (concise arrays are values). */
+function isInstanceLike(x: unknown): boolean {
+  return isObject(x) && (typeof x.type === 'string' && ATTR_TYPES.has(x.type as AttrType) || 'value' in x || 'object' in x || 'languageMap' in x || 'vocab' in x || 'json' in x || 'valueList' in x || 'objectList' in x);
+}
+
+const GEO_NAMES = new Set(['location', 'observationSpace', 'operationSpace']);
+
+export function normalizeInstance(name: string, raw: unknown, ctx: TermResolver, opts: NormalizeOptions, topLevel: boolean): AttrInstance {
+  if (raw === null) throw new ProblemError('BadRequestData', `Attribute "${name}" is null: NGSI-LD has no null values (use "${NGSI_NULL}" to delete in a merge).`);
+  if (raw === NGSI_NULL) {
+    if (!opts.allowNull) throw new ProblemError('BadRequestData', `Attribute "${name}" is NGSI-LD Null, which is only allowed in update and merge operations.`);
+    return { type: 'Property', value: NGSI_NULL };
+  }
+  if (!isObject(raw) || !(typeof raw.type === 'string' || hasValueMember(raw))) {
+    // concise form: a bare value (or a GeoJSON geometry for geo attributes)
+    if (isObject(raw) && looksLikeGeometry(raw)) return { type: 'GeoProperty', value: geometry(name, raw) };
+    if (isObject(raw) && 'type' in raw && typeof raw.type !== 'string')
+      throw new ProblemError('BadRequestData', `Attribute "${name}" has a non-string "type".`);
+    return { type: 'Property', value: raw };
+  }
+  let type = raw.type as AttrType | undefined;
+  if (type === undefined) type = inferType(raw, name);
+  if (!ATTR_TYPES.has(type))
+    throw new ProblemError('BadRequestData', `Attribute "${name}" has unknown type "${truncate(String(type))}": use Property, Relationship, GeoProperty, LanguageProperty, VocabProperty, JsonProperty, ListProperty or ListRelationship.`);
+  const inst: AttrInstance = { type };
+  switch (type) {
+    case 'Property':
+      if (!('value' in raw)) throw missing(name, type, 'value');
+      if (raw.value === null) throw new ProblemError('BadRequestData', `Attribute "${name}" has a null value.`);
+      inst.value = raw.value;
+      if (inst.value === NGSI_NULL && !opts.allowNull) throw new ProblemError('BadRequestData', `Attribute "${name}" has NGSI-LD Null as value outside an update.`);
+      break;
+    case 'GeoProperty':
+      if (!('value' in raw)) throw missing(name, type, 'value');
+      inst.value = raw.value === NGSI_NULL && opts.allowNull ? NGSI_NULL : geometry(name, raw.value);
+      break;
+    case 'Relationship': {
+      if (!('object' in raw)) throw missing(name, type, 'object');
+      const o = raw.object;
+      if (o === NGSI_NULL && opts.allowNull) inst.object = NGSI_NULL;
+      else if (Array.isArray(o) ? o.length === 0 || !o.every(isUri) : !isUri(o))
+        throw new ProblemError('BadRequestData', `Relationship "${name}" must have "object" set to a URI (or list of URIs), got ${truncate(JSON.stringify(o))}.`);
+      else inst.object = o as string | string[];
+      if (raw.objectType !== undefined) inst.objectType = expandTypeRef(raw.objectType, ctx, name);
+      break;
+    }
+    case 'LanguageProperty': {
+      const m = raw.languageMap;
+      if (m === NGSI_NULL && opts.allowNull) { inst.languageMap = NGSI_NULL as never; break; }
+      if (!isObject(m)) throw missing(name, type, 'languageMap');
+      for (const [k, v] of Object.entries(m)) {
+        if (!(typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'))))
+          throw new ProblemError('BadRequestData', `LanguageProperty "${name}" has a non-string value for language "${k}".`);
+      }
+      inst.languageMap = m as Record<string, string>;
+      break;
+    }
+    case 'VocabProperty': {
+      const v = raw.vocab;
+      if (v === NGSI_NULL && opts.allowNull) { inst.vocab = NGSI_NULL; break; }
+      if (typeof v === 'string') inst.vocab = ctx.expandTerm(v);
+      else if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string')) inst.vocab = v.map((x) => ctx.expandTerm(x as string));
+      else throw missing(name, type, 'vocab');
+      break;
+    }
+    case 'JsonProperty':
+      if (!('json' in raw)) throw missing(name, type, 'json');
+      inst.json = raw.json;
+      break;
+    case 'ListProperty':
+      if (raw.valueList === NGSI_NULL && opts.allowNull) { inst.valueList = NGSI_NULL as never; break; }
+      if (!Array.isArray(raw.valueList)) throw missing(name, type, 'valueList');
+      inst.valueList = raw.valueList;
+      break;
+    case 'ListRelationship': {
+      const l = raw.objectList;
+      if (l === NGSI_NULL && opts.allowNull) { inst.objectList = NGSI_NULL as never; break; }
+      if (!Array.isArray(l)) throw missing(name, type, 'objectList');
+      const ids = l.map((x) => (isObject(x) ? x.object : x));
+      if (!ids.every(isUri)) throw new ProblemError('BadRequestData', `ListRelationship "${name}" must list URIs in "objectList".`);
+      inst.objectList = ids as string[];
+      if (raw.objectType !== undefined) inst.objectType = expandTypeRef(raw.objectType, ctx, name);
+      break;
+    }
+  }
+  if (raw.datasetId !== undefined) {
+    if (!topLevel) throw new ProblemError('BadRequestData', `Sub-attribute "${name}" cannot have a datasetId.`);
+    if (!isUri(raw.datasetId)) throw new ProblemError('BadRequestData', `datasetId of "${name}" must be a URI, got ${truncate(JSON.stringify(raw.datasetId))}.`);
+    inst.datasetId = raw.datasetId;
+  }
+  if (raw.observedAt !== undefined) {
+    checkDateTime(raw.observedAt, `observedAt of "${name}"`);
+    inst.observedAt = raw.observedAt as string;
+  }
+  if (raw.unitCode !== undefined) {
+    if (typeof raw.unitCode !== 'string') throw new ProblemError('BadRequestData', `unitCode of "${name}" must be a string (UN/CEFACT code such as "CEL").`);
+    inst.unitCode = raw.unitCode;
+  }
+  if (raw.lang !== undefined && type === 'Property') (inst as Record<string, unknown>).lang = raw.lang;
+  for (const key of Object.keys(raw)) {
+    if (INSTANCE_CORE_KEYS.has(key) || key === 'lang' || key === '@context') continue;
+    if (type === 'LanguageProperty' && key === 'languageMap') continue;
+    const sub = expandAttrName(key, ctx);
+    (inst as Record<string, unknown>)[sub] = normalizeInstance(key, raw[key], ctx, opts, false);
+  }
+  if (topLevel) {
+    inst.createdAt = opts.now;
+    inst.modifiedAt = opts.now;
+  }
+  return inst;
+}
+
+function hasValueMember(o: Record<string, unknown>): boolean {
+  return 'value' in o || 'object' in o || 'languageMap' in o || 'vocab' in o || 'json' in o || 'valueList' in o || 'objectList' in o;
+}
+
+function inferType(raw: Record<string, unknown>, name: string): AttrType {
+  if ('object' in raw) return 'Relationship';
+  if ('languageMap' in raw) return 'LanguageProperty';
+  if ('vocab' in raw) return 'VocabProperty';
+  if ('json' in raw) return 'JsonProperty';
+  if ('valueList' in raw) return 'ListProperty';
+  if ('objectList' in raw) return 'ListRelationship';
+  if (isObject(raw.value) && looksLikeGeometry(raw.value) && (GEO_NAMES.has(name) || true)) return 'GeoProperty';
+  return 'Property';
+}
+
+const GEO_TYPES = new Set(['Point', 'MultiPoint', 'LineString', 'MultiLineString', 'Polygon', 'MultiPolygon', 'GeometryCollection']);
+function looksLikeGeometry(o: Record<string, unknown>): boolean {
+  return typeof o.type === 'string' && GEO_TYPES.has(o.type) && ('coordinates' in o || 'geometries' in o);
+}
+
+function geometry(name: string, v: unknown): unknown {
+  try {
+    return validateGeometry(v);
+  } catch (e) {
+    if (e instanceof ProblemError) throw new ProblemError('BadRequestData', `GeoProperty "${name}": ${e.message}`);
+    throw e;
+  }
+}
+
+function expandTypeRef(raw: unknown, ctx: TermResolver, name: string): string | string[] {
+  if (typeof raw === 'string') return ctx.expandTerm(raw);
+  if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return raw.map((x) => ctx.expandTerm(x as string));
+  throw new ProblemError('BadRequestData', `objectType of "${name}" must be a type name or a list of type names.`);
+}
+
+function missing(name: string, type: string, member: string) {
+  return new ProblemError('BadRequestData', `${type} "${name}" needs a "${member}" member.`);
+}
+
+export function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}

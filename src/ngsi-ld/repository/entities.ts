@@ -1,0 +1,148 @@
+import type { Db } from '../../store/db.ts';
+import type { AttrInstance, StoredEntity } from '../model/types.ts';
+import { bboxOf } from '../geo/index.ts';
+
+/**
+ * SQL for entities. Every batch operation is one statement over a JSON array parameter
+ * (jsonb_to_recordset), so 1 or 2,000 entities cost one round trip.
+ */
+
+interface Row {
+  id: string;
+  types: string[];
+  scopes: string[] | null;
+  created_at: string;
+  modified_at: string;
+  attrs: Record<string, AttrInstance[]>;
+}
+
+const COLS = 'id, types, scopes, created_at, modified_at, attrs';
+
+export function fromRow(r: Row): StoredEntity {
+  const e: StoredEntity = { id: r.id, type: r.types, createdAt: r.created_at, modifiedAt: r.modified_at, attrs: r.attrs };
+  if (r.scopes && r.scopes.length) e.scope = r.scopes;
+  return e;
+}
+
+function toRecord(e: StoredEntity) {
+  return { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: e.attrs };
+}
+
+const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb)`;
+
+export class EntityRepository {
+  private knownTenants = new Set<string>(['']);
+  constructor(readonly db: Db) {}
+
+  async tenantExists(tenant: string): Promise<boolean> {
+    if (this.knownTenants.has(tenant)) return true;
+    const r = await this.db.query('SELECT 1 FROM tenants WHERE name = $1', [tenant]);
+    if (r.length) this.knownTenants.add(tenant);
+    return r.length > 0;
+  }
+
+  async ensureTenant(db: Db, tenant: string): Promise<void> {
+    if (this.knownTenants.has(tenant)) return;
+    await db.query('INSERT INTO tenants (name) VALUES ($1) ON CONFLICT DO NOTHING', [tenant]);
+    this.knownTenants.add(tenant);
+  }
+
+  async listTenants(): Promise<string[]> {
+    return (await this.db.query<{ name: string }>('SELECT name FROM tenants ORDER BY name')).map((r) => r.name);
+  }
+
+  async get(tenant: string, id: string, db: Db = this.db, forUpdate = false): Promise<StoredEntity | null> {
+    const r = await db.query<Row>(`SELECT ${COLS} FROM entities WHERE tenant = $1 AND id = $2${forUpdate ? ' FOR UPDATE' : ''}`, [tenant, id]);
+    return r.length ? fromRow(r[0]) : null;
+  }
+
+  async getMany(tenant: string, ids: string[], db: Db = this.db, forUpdate = false): Promise<Map<string, StoredEntity>> {
+    const m = new Map<string, StoredEntity>();
+    if (ids.length === 0) return m;
+    const r = await db.query<Row>(`SELECT ${COLS} FROM entities WHERE tenant = $1 AND id = ANY($2::text[])${forUpdate ? ' FOR UPDATE' : ''}`, [tenant, ids]);
+    for (const row of r) m.set(row.id, fromRow(row));
+    return m;
+  }
+
+  /** Inserts entities that do not exist yet; returns the ids actually inserted. */
+  async insertMany(db: Db, tenant: string, entities: StoredEntity[]): Promise<Set<string>> {
+    if (entities.length === 0) return new Set();
+    await this.ensureTenant(db, tenant);
+    const r = await db.query<{ id: string }>(
+      `INSERT INTO entities (tenant, ${COLS}) SELECT $1, ${COLS} FROM ${RECORDSET} ON CONFLICT (tenant, id) DO NOTHING RETURNING id`,
+      [tenant, JSON.stringify(entities.map(toRecord))],
+    );
+    const ok = new Set(r.map((x) => x.id));
+    await this.writeGeo(db, tenant, entities.filter((e) => ok.has(e.id)));
+    return ok;
+  }
+
+  /** Writes the given entities whole (insert or overwrite). */
+  async saveMany(db: Db, tenant: string, entities: StoredEntity[]): Promise<void> {
+    if (entities.length === 0) return;
+    await this.ensureTenant(db, tenant);
+    await db.query(
+      `INSERT INTO entities (tenant, ${COLS}) SELECT $1, ${COLS} FROM ${RECORDSET}
+       ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
+         created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs`,
+      [tenant, JSON.stringify(entities.map(toRecord))],
+    );
+    await this.writeGeo(db, tenant, entities);
+  }
+
+  async deleteMany(db: Db, tenant: string, ids: string[]): Promise<StoredEntity[]> {
+    if (ids.length === 0) return [];
+    const r = await db.query<Row>(`DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) RETURNING ${COLS}`, [tenant, ids]);
+    await db.query('DELETE FROM entity_geo WHERE tenant = $1 AND entity_id = ANY($2::text[])', [tenant, ids]);
+    return r.map(fromRow);
+  }
+
+  /** Keeps the bbox index in step with GeoProperty instances. */
+  private async writeGeo(db: Db, tenant: string, entities: StoredEntity[]): Promise<void> {
+    const rows: { e: string; a: string; d: string; x1: number; y1: number; x2: number; y2: number }[] = [];
+    const touched: string[] = [];
+    for (const e of entities) {
+      touched.push(e.id);
+      for (const a in e.attrs) {
+        for (const i of e.attrs[a]) {
+          if (i.type !== 'GeoProperty' || typeof i.value !== 'object' || i.value === null) continue;
+          try {
+            const [x1, y1, x2, y2] = bboxOf(i.value as never);
+            rows.push({ e: e.id, a, d: i.datasetId ?? '', x1, y1, x2, y2 });
+          } catch {
+            /* invalid geometries are rejected on input; nothing to index */
+          }
+        }
+      }
+    }
+    if (touched.length === 0) return;
+    await db.query('DELETE FROM entity_geo WHERE tenant = $1 AND entity_id = ANY($2::text[])', [tenant, touched]);
+    if (rows.length === 0) return;
+    await db.query(
+      `INSERT INTO entity_geo (tenant, entity_id, attr, dataset_id, bbox)
+       SELECT $1, x.e, x.a, x.d, box(point(x.x1, x.y1), point(x.x2, x.y2))
+       FROM jsonb_to_recordset($2::jsonb) AS x(e text, a text, d text, x1 float8, y1 float8, x2 float8, y2 float8)
+       ON CONFLICT DO NOTHING`,
+      [tenant, JSON.stringify(rows)],
+    );
+  }
+
+  /** Runs a filtered query; `where` is a SQL boolean over the entities table aliased `e`, params start at $2. */
+  async select(tenant: string, where: string, params: unknown[], page?: { limit: number; offset: number }, orderBy = 'e.id'): Promise<StoredEntity[]> {
+    let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')} FROM entities e WHERE e.tenant = $1${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
+    const p = [tenant, ...params];
+    if (page) {
+      p.push(page.limit, page.offset);
+      sql += ` LIMIT $${p.length - 1} OFFSET $${p.length}`;
+    }
+    return (await this.db.query<Row>(sql, p)).map(fromRow);
+  }
+
+  async count(tenant: string, where: string, params: unknown[]): Promise<number> {
+    const r = await this.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM entities e WHERE e.tenant = $1${where ? ' AND (' + where + ')' : ''}`,
+      [tenant, ...params],
+    );
+    return Number(r[0].n);
+  }
+}

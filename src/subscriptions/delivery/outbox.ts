@@ -1,0 +1,274 @@
+import type { Db } from '../../store/db.ts';
+import { migrateModule, type Migration } from '../../store/schema.ts';
+
+/**
+ * Durable notification outbox (at-least-once). Every notification is a row written before it is
+ * sent; a worker claims the oldest due rows of each subscription in order, sends them and deletes
+ * them on success. Failures back off exponentially with jitter; after `maxAttempts` the row turns
+ * `dead` (dead letter, kept for inspection) and the next one of that subscription goes on.
+ * Rows of one subscription are never in flight concurrently, which keeps per-subscription order.
+ * Claims carry a lease so that rows of a crashed worker come back; on start-up, `recover()` frees
+ * every lease of this (single) node at once.
+ */
+export const OUTBOX_MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE IF NOT EXISTS notification_outbox (
+  seq bigserial PRIMARY KEY,
+  tenant text NOT NULL,
+  subscription_id text NOT NULL,
+  endpoint text NOT NULL,
+  headers jsonb NOT NULL,
+  body text NOT NULL,
+  notifier_info jsonb,
+  timeout_ms int,
+  attempts int NOT NULL DEFAULT 0,
+  next_at bigint NOT NULL,
+  state text NOT NULL DEFAULT 'pending',
+  lease_until bigint,
+  last_error text,
+  created_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notification_outbox_sub ON notification_outbox (tenant, subscription_id, seq) WHERE state <> 'dead';
+CREATE INDEX IF NOT EXISTS notification_outbox_dead ON notification_outbox (tenant, subscription_id) WHERE state = 'dead';
+`,
+  },
+];
+
+export interface OutboxItem {
+  tenant: string;
+  subscriptionId: string;
+  /** endpoint URI (http, https, mqtt, mqtts) */
+  endpoint: string;
+  headers: Record<string, string>;
+  /** serialized notification body */
+  body: string;
+  notifierInfo?: { key: string; value: string }[];
+  timeoutMs?: number;
+}
+
+export interface OutboxRow extends OutboxItem {
+  seq: number;
+  attempts: number;
+  createdAt: number;
+}
+
+export interface BackoffPolicy {
+  /** first retry delay, ms */
+  baseMs: number;
+  /** cap, ms */
+  maxMs: number;
+  /** attempts before dead letter */
+  maxAttempts: number;
+  /** 0..1 share of the delay randomised ("full jitter" when 1) */
+  jitter: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 5 * 60_000, maxAttempts: 10, jitter: 0.5 };
+
+/** Delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped, with jitter. */
+export function backoffDelay(attempt: number, p: BackoffPolicy, rand: () => number = Math.random): number {
+  const raw = Math.min(p.maxMs, p.baseMs * 2 ** Math.max(0, attempt - 1));
+  const j = raw * p.jitter;
+  return Math.round(raw - j + rand() * j);
+}
+
+interface Raw {
+  seq: string | number;
+  tenant: string;
+  subscription_id: string;
+  endpoint: string;
+  headers: Record<string, string>;
+  body: string;
+  notifier_info: { key: string; value: string }[] | null;
+  timeout_ms: number | null;
+  attempts: number;
+  created_at: string | number;
+}
+
+const toRow = (r: Raw): OutboxRow => ({
+  seq: Number(r.seq),
+  tenant: r.tenant,
+  subscriptionId: r.subscription_id,
+  endpoint: r.endpoint,
+  headers: r.headers,
+  body: r.body,
+  notifierInfo: r.notifier_info ?? undefined,
+  timeoutMs: r.timeout_ms ?? undefined,
+  attempts: r.attempts,
+  createdAt: Number(r.created_at),
+});
+
+export interface FailureOutcome {
+  seq: number;
+  tenant: string;
+  subscriptionId: string;
+  dead: boolean;
+  nextAt?: number;
+}
+
+export class Outbox {
+  constructor(
+    private db: Db,
+    readonly policy: BackoffPolicy = DEFAULT_BACKOFF,
+    private rand: () => number = Math.random,
+  ) {}
+
+  async migrate(): Promise<void> {
+    await migrateModule(this.db, 'subscriptions_outbox', OUTBOX_MIGRATIONS);
+  }
+
+  /** Appends notifications in one statement (in `db`, e.g. the caller's transaction). */
+  async enqueue(items: OutboxItem[], now: number, db: Db = this.db): Promise<void> {
+    if (items.length === 0) return;
+    const CHUNK = 2000;
+    for (let i = 0; i < items.length; i += CHUNK) {
+      const part = items.slice(i, i + CHUNK);
+      await db.query(
+        `INSERT INTO notification_outbox (tenant, subscription_id, endpoint, headers, body, notifier_info, timeout_ms, next_at, created_at)
+         SELECT x.tenant, x.subscription_id, x.endpoint, x.headers, x.body, x.notifier_info, x.timeout_ms, $2::bigint, $2::bigint
+         FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY AS x(tenant text, subscription_id text, endpoint text, headers jsonb,
+              body text, notifier_info jsonb, timeout_ms int, ord bigint)
+         ORDER BY x.ord`,
+        [
+          JSON.stringify(
+            part.map((it) => ({
+              tenant: it.tenant,
+              subscription_id: it.subscriptionId,
+              endpoint: it.endpoint,
+              headers: it.headers,
+              body: it.body,
+              notifier_info: it.notifierInfo ?? null,
+              timeout_ms: it.timeoutMs ?? null,
+            })),
+          ),
+          now,
+        ],
+      );
+    }
+  }
+
+  /**
+   * Claims due rows: for each subscription with no live claim, its oldest rows in order, at most
+   * `perSub` of them and only the leading run that is due. Returns rows ordered by seq.
+   */
+  async claim(now: number, opts: { limit?: number; perSub?: number; leaseMs?: number } = {}): Promise<OutboxRow[]> {
+    const limit = opts.limit ?? 5000;
+    const perSub = opts.perSub ?? 50;
+    const leaseMs = opts.leaseMs ?? 60_000;
+    const rows = await this.db.query<Raw>(
+      `WITH live AS (
+         SELECT seq, tenant, subscription_id, next_at,
+                row_number() OVER w AS rn,
+                bool_or(state = 'inflight' AND lease_until > $1) OVER (PARTITION BY tenant, subscription_id) AS busy,
+                max(CASE WHEN next_at > $1 THEN 1 ELSE 0 END) OVER w AS blocked
+         FROM notification_outbox
+         WHERE state <> 'dead'
+         WINDOW w AS (PARTITION BY tenant, subscription_id ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+       ), picked AS (
+         SELECT seq FROM live WHERE NOT busy AND blocked = 0 AND rn <= $3 ORDER BY seq LIMIT $4
+       )
+       UPDATE notification_outbox o SET state = 'inflight', lease_until = $2
+       FROM picked WHERE o.seq = picked.seq
+       RETURNING o.seq, o.tenant, o.subscription_id, o.endpoint, o.headers, o.body, o.notifier_info, o.timeout_ms, o.attempts, o.created_at`,
+      [now, now + leaseMs, perSub, limit],
+    );
+    return rows.map(toRow).sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Delivered: rows leave the outbox. */
+  async ack(seqs: number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.db.query('DELETE FROM notification_outbox WHERE seq = ANY($1::bigint[])', [seqs]);
+  }
+
+  /** Claimed but not attempted (a predecessor failed): back to pending, attempts unchanged. */
+  async release(seqs: number[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.db.query(
+      `UPDATE notification_outbox SET state = 'pending', lease_until = NULL WHERE seq = ANY($1::bigint[]) AND state = 'inflight'`,
+      [seqs],
+    );
+  }
+
+  /** Records failed attempts: reschedules with backoff, or dead-letters after maxAttempts. */
+  async fail(items: { seq: number; attempts: number; error: string }[], now: number): Promise<FailureOutcome[]> {
+    if (items.length === 0) return [];
+    const updates = items.map((it) => {
+      const attempts = it.attempts + 1;
+      const dead = attempts >= this.policy.maxAttempts;
+      return {
+        seq: it.seq,
+        attempts,
+        state: dead ? 'dead' : 'pending',
+        next_at: dead ? now : now + backoffDelay(attempts, this.policy, this.rand),
+        last_error: it.error.slice(0, 500),
+      };
+    });
+    const rows = await this.db.query<{ seq: string; tenant: string; subscription_id: string; state: string; next_at: string }>(
+      `UPDATE notification_outbox o SET attempts = u.attempts, state = u.state, next_at = u.next_at, lease_until = NULL,
+              last_error = u.last_error
+       FROM jsonb_to_recordset($1::jsonb) AS u(seq bigint, attempts int, state text, next_at bigint, last_error text)
+       WHERE o.seq = u.seq
+       RETURNING o.seq, o.tenant, o.subscription_id, o.state, o.next_at`,
+      [JSON.stringify(updates)],
+    );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      tenant: r.tenant,
+      subscriptionId: r.subscription_id,
+      dead: r.state === 'dead',
+      nextAt: r.state === 'dead' ? undefined : Number(r.next_at),
+    }));
+  }
+
+  /** Frees every claim (start-up of a single node: whatever was in flight is sent again). */
+  async recover(): Promise<number> {
+    const r = await this.db.query<{ n: string }>(
+      `WITH u AS (UPDATE notification_outbox SET state = 'pending', lease_until = NULL WHERE state = 'inflight' RETURNING 1)
+       SELECT count(*) AS n FROM u`,
+    );
+    return Number(r[0].n);
+  }
+
+  /** Earliest time a pending row becomes due (for the worker's timer), or undefined when none. */
+  async nextDue(): Promise<number | undefined> {
+    const r = await this.db.query<{ t: string | null }>(
+      `SELECT min(next_at) AS t FROM notification_outbox WHERE state = 'pending'`,
+    );
+    return r[0].t === null ? undefined : Number(r[0].t);
+  }
+
+  async pendingCount(tenant?: string, subscriptionId?: string): Promise<number> {
+    const r = await this.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM notification_outbox WHERE state <> 'dead'
+         AND ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR subscription_id = $2)`,
+      [tenant ?? null, subscriptionId ?? null],
+    );
+    return Number(r[0].n);
+  }
+
+  async deadLetters(tenant: string, subscriptionId: string): Promise<OutboxRow[]> {
+    const rows = await this.db.query<Raw>(
+      `SELECT * FROM notification_outbox WHERE state = 'dead' AND tenant = $1 AND subscription_id = $2 ORDER BY seq`,
+      [tenant, subscriptionId],
+    );
+    return rows.map(toRow);
+  }
+
+  /** Puts dead letters of a subscription back in the queue (operator action). */
+  async redrive(tenant: string, subscriptionId: string, now: number): Promise<number> {
+    const r = await this.db.query<{ seq: string }>(
+      `UPDATE notification_outbox SET state = 'pending', attempts = 0, next_at = $3
+       WHERE state = 'dead' AND tenant = $1 AND subscription_id = $2 RETURNING seq`,
+      [tenant, subscriptionId, now],
+    );
+    return r.length;
+  }
+
+  /** Drops everything queued for a subscription (it was deleted). */
+  async purge(tenant: string, subscriptionId: string): Promise<void> {
+    await this.db.query('DELETE FROM notification_outbox WHERE tenant = $1 AND subscription_id = $2', [tenant, subscriptionId]);
+  }
+}

@@ -1,0 +1,188 @@
+import type { ChangeEvent } from '../../bus/change-bus.ts';
+import type { AttrInstance, StoredEntity } from '../../ngsi-ld/model/types.ts';
+import type { MatchResult } from './match.ts';
+import type { Accept, Subscription } from './types.ts';
+
+/**
+ * Notification body shaping inputs (NGSI-LD v1.9.1 clauses 5.2.14 showChanges, 5.3.1 Notification,
+ * 10.5.7 null markers). Produces stored-form entities annotated for rendering; the broker's
+ * representation renderer turns them into normalized / keyValues / concise JSON.
+ */
+export const NULL_MARKER = 'urn:ngsi-ld:null';
+
+export interface NotifiedEntity extends StoredEntity {
+  /** set when the entity was deleted (entityDeleted) */
+  deletedAt?: string;
+}
+
+/** key holding the value of an instance per attribute type, and its showChanges "previous" key */
+const VALUE_KEY: Record<string, [string, string]> = {
+  Property: ['value', 'previousValue'],
+  GeoProperty: ['value', 'previousValue'],
+  Relationship: ['object', 'previousObject'],
+  LanguageProperty: ['languageMap', 'previousLanguageMap'],
+  VocabProperty: ['vocab', 'previousVocab'],
+  JsonProperty: ['json', 'previousJson'],
+  ListProperty: ['valueList', 'previousValueList'],
+  ListRelationship: ['objectList', 'previousObjectList'],
+};
+
+export const PREVIOUS_KEYS = new Set(Object.values(VALUE_KEY).map(([, p]) => p));
+
+function valueKeys(inst: AttrInstance): [string, string] {
+  return VALUE_KEY[inst.type] ?? ['value', 'previousValue'];
+}
+
+function nullValue(inst: AttrInstance): unknown {
+  return inst.type === 'LanguageProperty' ? { '@none': NULL_MARKER } : NULL_MARKER;
+}
+
+/** A copy of the instance with its value replaced by the null marker (and previous value if asked). */
+function nulled(inst: AttrInstance, withPrevious: boolean, deletedAt: string): AttrInstance {
+  const [k, pk] = valueKeys(inst);
+  const out: AttrInstance = { type: inst.type };
+  if (inst.datasetId !== undefined) out.datasetId = inst.datasetId;
+  out[k] = nullValue(inst);
+  if (withPrevious) out[pk] = inst[k];
+  if (inst.createdAt) out.createdAt = inst.createdAt;
+  out.modifiedAt = deletedAt;
+  return out;
+}
+
+const sameDataset = (a: AttrInstance, b: AttrInstance) => (a.datasetId ?? '') === (b.datasetId ?? '');
+
+function keepDataset(sub: Subscription, inst: AttrInstance): boolean {
+  if (!sub.datasetId) return true;
+  return sub.datasetId.includes(inst.datasetId ?? '@none');
+}
+
+/**
+ * Builds the entity to notify for a matched event: the state after the change, with deleted
+ * attributes as null markers, `previous*` members when showChanges, filtered by
+ * notification.attributes and the subscription's datasetId.
+ */
+export function shapeEntity(sub: Subscription, ev: ChangeEvent, m: MatchResult): NotifiedEntity {
+  const show = sub.notification.showChanges;
+  const src = (ev.kind === 'delete' ? ev.before : ev.after)!;
+  const out: NotifiedEntity = {
+    id: src.id,
+    type: src.type,
+    createdAt: src.createdAt,
+    modifiedAt: ev.kind === 'delete' ? ev.at : src.modifiedAt,
+    attrs: {},
+  };
+  if (src.scope) out.scope = src.scope;
+  if (ev.kind === 'delete') {
+    out.deletedAt = ev.at;
+    for (const [name, insts] of Object.entries(src.attrs)) out.attrs[name] = insts.map((i) => nulled(i, show, ev.at));
+  } else {
+    const before = ev.before?.attrs ?? {};
+    for (const [name, insts] of Object.entries(src.attrs)) {
+      const prev = before[name];
+      out.attrs[name] = insts.map((i) => {
+        if (!show || !prev || !m.updated.includes(name)) return i;
+        const p = prev.find((x) => sameDataset(x, i));
+        if (!p) return i;
+        const [k, pk] = valueKeys(p);
+        return { ...i, [pk]: p[k] };
+      });
+    }
+    for (const name of m.deleted) {
+      const prev = before[name];
+      if (!prev) continue;
+      out.attrs[name] = prev.map((i) => nulled(i, show, ev.at));
+    }
+  }
+  const only = sub.notification.attributes;
+  for (const name of Object.keys(out.attrs)) {
+    if (only && !only.includes(name)) {
+      delete out.attrs[name];
+      continue;
+    }
+    if (sub.datasetId) {
+      const kept = out.attrs[name].filter((i) => keepDataset(sub, i));
+      if (kept.length) out.attrs[name] = kept;
+      else delete out.attrs[name];
+    }
+  }
+  return out;
+}
+
+/** Applies pick / omit (entity members) to a rendered entity. */
+export function pickOmit(entity: Record<string, unknown>, pick?: string[], omit?: string[]): Record<string, unknown> {
+  let out = entity;
+  if (pick) out = Object.fromEntries(Object.entries(out).filter(([k]) => pick.includes(k) || k === '@context'));
+  if (omit) out = Object.fromEntries(Object.entries(out).filter(([k]) => !omit.includes(k)));
+  return out;
+}
+
+export interface NotificationBody {
+  id: string;
+  type: 'Notification';
+  subscriptionId: string;
+  notifiedAt: string;
+  data: unknown[];
+  '@context'?: unknown;
+  [extra: string]: unknown;
+}
+
+/** The Notification data type (5.3.1). With accept application/ld+json the @context goes in the body. */
+export function notificationBody(opts: {
+  id: string;
+  subscriptionId: string;
+  notifiedAt: string;
+  data: Record<string, unknown>[];
+  accept: Accept;
+  context?: unknown;
+  triggerReason?: string;
+}): NotificationBody {
+  const body: NotificationBody = {
+    id: opts.id,
+    type: 'Notification',
+    subscriptionId: opts.subscriptionId,
+    notifiedAt: opts.notifiedAt,
+    data: opts.data,
+  };
+  if (opts.accept === 'application/geo+json') {
+    body.data = [{ type: 'FeatureCollection', features: opts.data.map((e) => toFeature(e)) }];
+  }
+  if (opts.accept === 'application/ld+json' && opts.context !== undefined) body['@context'] = opts.context;
+  return body;
+}
+
+/** A rendered entity as a GeoJSON Feature (6.3.15), geometry from `location` (or null). */
+export function toFeature(e: Record<string, unknown>, geoproperty = 'location'): Record<string, unknown> {
+  const g = e[geoproperty] as Record<string, unknown> | undefined;
+  let geometry: unknown = null;
+  if (g && typeof g === 'object') geometry = 'value' in g ? g.value : g.type && g.coordinates ? g : null;
+  const properties: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e)) if (k !== 'id' && k !== '@context') properties[k] = v;
+  return { id: e.id, type: 'Feature', geometry, properties };
+}
+
+/**
+ * HTTP headers of a notification (5.3.1 / 6.3.13 / 7.2): Content-Type per accept, Link to the
+ * @context for application/json, and the endpoint's receiverInfo as extra headers.
+ */
+export function notificationHeaders(sub: Subscription, contextUrl: string | undefined): Record<string, string> {
+  const accept = sub.notification.endpoint.accept;
+  const h: Record<string, string> = { 'content-type': accept === 'application/ld+json' ? 'application/ld+json' : accept };
+  if (accept !== 'application/ld+json' && contextUrl) {
+    h.link = `<${contextUrl}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`;
+  }
+  if (sub.tenant) h['ngsild-tenant'] = sub.tenant;
+  for (const p of sub.notification.endpoint.receiverInfo ?? []) h[p.key.toLowerCase()] = p.value;
+  return h;
+}
+
+/** The MQTT notification shape (7.3.x): {metadata: headers, body: notification}. */
+export function mqttPayload(headers: Record<string, string>, body: NotificationBody): { metadata: Record<string, string>; body: NotificationBody } {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) metadata[canonicalHeader(k)] = v;
+  return { metadata, body };
+}
+
+function canonicalHeader(k: string): string {
+  if (k === 'ngsild-tenant') return 'NGSILD-Tenant';
+  return k.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase());
+}

@@ -1,0 +1,672 @@
+import { randomUUID } from 'node:crypto';
+import type { ChangeEvent } from '../bus/change-bus.ts';
+import type { AttrInstance } from '../ngsi-ld/model/types.ts';
+import type { Db } from '../store/db.ts';
+import { migrateModule, type Migration } from '../store/schema.ts';
+import type { AggrMethod, AggregationSpec, TemporalQuery } from './params.ts';
+
+/**
+ * Attribute history (temporal evolution). One row per attribute instance version: the stored-form
+ * instance, its numeric value for aggregation, observedAt/createdAt/modifiedAt/deletedAt as epoch
+ * ms. `ts` (observedAt, else modifiedAt) is the time key: on PostgreSQL the table is range
+ * partitioned by it (one partition per month, created on demand, plus a default partition) with a
+ * BRIN index; on PGlite it is a plain table. A btree (tenant, entity_id, attr, ts) serves per-entity
+ * time ranges everywhere. An hourly rollup (count/sum/sumsq/min/max) makes long aggregations cheap.
+ */
+const HOUR = 3_600_000;
+
+export function historyMigrations(kind: Db['kind']): Migration[] {
+  const pg = kind === 'postgres';
+  return [
+    {
+      version: 1,
+      sql: `
+CREATE TABLE IF NOT EXISTS temporal_entities (
+  tenant text NOT NULL,
+  id text NOT NULL,
+  types text[] NOT NULL,
+  scopes text[],
+  created_at bigint NOT NULL,
+  modified_at bigint NOT NULL,
+  deleted_at bigint,
+  PRIMARY KEY (tenant, id)
+);
+CREATE INDEX IF NOT EXISTS temporal_entities_types ON temporal_entities USING gin (types);
+
+CREATE TABLE IF NOT EXISTS attr_history (
+  tenant text NOT NULL,
+  entity_id text NOT NULL,
+  attr text NOT NULL,
+  dataset_id text NOT NULL DEFAULT '',
+  instance_id text NOT NULL,
+  attr_type text NOT NULL,
+  instance jsonb,
+  num double precision,
+  vkey text,
+  ts bigint NOT NULL,
+  observed_at bigint,
+  created_at bigint NOT NULL,
+  modified_at bigint NOT NULL,
+  deleted_at bigint
+)${pg ? ' PARTITION BY RANGE (ts)' : ''};
+${pg ? 'CREATE TABLE IF NOT EXISTS attr_history_default PARTITION OF attr_history DEFAULT;' : ''}
+CREATE INDEX IF NOT EXISTS attr_history_entity_ts ON attr_history (tenant, entity_id, attr, ts);
+CREATE INDEX IF NOT EXISTS attr_history_instance ON attr_history (tenant, entity_id, instance_id);
+${pg ? 'CREATE INDEX IF NOT EXISTS attr_history_ts_brin ON attr_history USING brin (ts);' : ''}
+
+CREATE TABLE IF NOT EXISTS attr_rollup_hour (
+  tenant text NOT NULL,
+  entity_id text NOT NULL,
+  attr text NOT NULL,
+  dataset_id text NOT NULL DEFAULT '',
+  hour bigint NOT NULL,
+  cnt bigint NOT NULL,
+  nnum bigint NOT NULL,
+  sum double precision,
+  sumsq double precision,
+  min double precision,
+  max double precision,
+  PRIMARY KEY (tenant, entity_id, attr, dataset_id, hour)
+);
+
+CREATE TABLE IF NOT EXISTS temporal_retention (
+  tenant text NOT NULL,
+  entity_type text NOT NULL DEFAULT '',
+  days int NOT NULL,
+  PRIMARY KEY (tenant, entity_type)
+);
+`,
+    },
+  ];
+}
+
+/** One history row to write. */
+export interface HistoryRow {
+  attr: string;
+  instance?: AttrInstance;
+  /** tombstone of a deleted attribute instance */
+  deletedAt?: number;
+  datasetId?: string;
+}
+
+export interface HistoryInstance {
+  entityId: string;
+  attr: string;
+  datasetId?: string;
+  instanceId: string;
+  attrType: string;
+  instance: AttrInstance | null;
+  /** value of the requested time property (ms) */
+  t: number;
+  observedAt?: number;
+  createdAt: number;
+  modifiedAt: number;
+  deletedAt?: number;
+}
+
+export interface TemporalEntityRow {
+  tenant?: string;
+  id: string;
+  types: string[];
+  scopes?: string[];
+  createdAt: number;
+  modifiedAt: number;
+  deletedAt?: number;
+}
+
+export interface AggBucket {
+  start: number;
+  end: number;
+  values: Partial<Record<AggrMethod, number | null>>;
+}
+
+export interface AggSeries {
+  entityId: string;
+  attr: string;
+  attrType: string;
+  buckets: AggBucket[];
+}
+
+const TIME_COL: Record<TemporalQuery['timeproperty'], string> = {
+  observedAt: 'ts',
+  createdAt: 'created_at',
+  modifiedAt: 'modified_at',
+  deletedAt: 'deleted_at',
+};
+
+const VALUE_KEY: Record<string, string> = {
+  Property: 'value',
+  GeoProperty: 'value',
+  Relationship: 'object',
+  LanguageProperty: 'languageMap',
+  VocabProperty: 'vocab',
+  JsonProperty: 'json',
+  ListProperty: 'valueList',
+  ListRelationship: 'objectList',
+};
+
+export function instanceValue(i: AttrInstance): unknown {
+  return i[VALUE_KEY[i.type] ?? 'value'];
+}
+
+function numOf(i: AttrInstance): number | null {
+  const v = instanceValue(i);
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return null;
+}
+
+const ms = (s: string | undefined, dflt: number): number => {
+  if (!s) return dflt;
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? dflt : t;
+};
+
+const n = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+
+export function newInstanceId(): string {
+  return `urn:ngsi-ld:attribute:instance:${randomUUID()}`;
+}
+
+export class HistoryStore {
+  private partitions = new Set<number>();
+  constructor(private db: Db) {}
+
+  async migrate(): Promise<void> {
+    await migrateModule(this.db, 'temporal', historyMigrations(this.db.kind));
+  }
+
+  /** PostgreSQL: make sure the monthly partitions covering `times` exist (idempotent, cached). */
+  private async ensurePartitions(times: number[], db: Db): Promise<void> {
+    if (this.db.kind !== 'postgres') return;
+    const months = new Set<number>();
+    for (const t of times) {
+      const d = new Date(t);
+      months.add(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1));
+    }
+    for (const m of months) {
+      if (this.partitions.has(m)) continue;
+      const d = new Date(m);
+      const next = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+      const name = `attr_history_${d.getUTCFullYear()}_${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+      const exists = await db.query<{ x: number }>(`SELECT 1 AS x FROM pg_class WHERE relname = $1`, [name]);
+      if (exists.length === 0) {
+        try {
+          // rows of that month may already sit in the default partition: move them while attaching
+          await db.tx(async (t) => {
+            await t.exec(`CREATE TABLE IF NOT EXISTS ${name} (LIKE attr_history INCLUDING DEFAULTS)`);
+            await t.exec(`WITH moved AS (DELETE FROM attr_history_default WHERE ts >= ${m} AND ts < ${next} RETURNING *)
+                          INSERT INTO ${name} SELECT * FROM moved`);
+            await t.exec(`ALTER TABLE attr_history ATTACH PARTITION ${name} FOR VALUES FROM (${m}) TO (${next})`);
+          });
+        } catch {
+          // another node attached it concurrently: fine
+        }
+      }
+      this.partitions.add(m);
+    }
+  }
+
+  /** Records the history implied by change events (one statement per table for the whole batch). */
+  async recordEvents(events: ChangeEvent[]): Promise<void> {
+    const ents: TemporalEntityRow[] = [];
+    const rows: (HistoryRow & { tenant: string; entityId: string; at: number })[] = [];
+    for (const ev of events) {
+      const at = ms(ev.at, Date.now());
+      const src = ev.after ?? ev.before;
+      if (!src) continue;
+      ents.push({
+        tenant: ev.tenant,
+        id: ev.entityId,
+        types: src.type,
+        scopes: src.scope,
+        createdAt: ms(src.createdAt, at),
+        modifiedAt: at,
+        deletedAt: ev.kind === 'delete' ? at : undefined,
+      });
+      const before = ev.before?.attrs ?? {};
+      const after = ev.after?.attrs ?? {};
+      const push = (r: HistoryRow) => rows.push({ ...r, tenant: ev.tenant, entityId: ev.entityId, at });
+      if (ev.kind === 'delete') {
+        for (const [a, insts] of Object.entries(before)) for (const i of insts) push({ attr: a, datasetId: i.datasetId, deletedAt: at });
+        continue;
+      }
+      const changed = ev.kind === 'create' ? Object.keys(after) : ev.changedAttrs;
+      const deleted = new Set(ev.deletedAttrs ?? []);
+      if (ev.kind === 'replace') for (const a of Object.keys(before)) if (!(a in after)) deleted.add(a);
+      for (const a of changed) {
+        if (deleted.has(a)) continue;
+        const now = after[a];
+        if (!now) {
+          deleted.add(a);
+          continue;
+        }
+        const prev = before[a] ?? [];
+        for (const i of now) {
+          const p = prev.find((x) => (x.datasetId ?? '') === (i.datasetId ?? ''));
+          if (p && JSON.stringify(p) === JSON.stringify(i)) continue;
+          push({ attr: a, instance: i });
+        }
+        for (const p of prev) {
+          if (!now.some((x) => (x.datasetId ?? '') === (p.datasetId ?? ''))) push({ attr: a, datasetId: p.datasetId, deletedAt: at });
+        }
+      }
+      for (const a of deleted) for (const i of before[a] ?? []) push({ attr: a, datasetId: i.datasetId, deletedAt: at });
+    }
+    await this.write(ents, rows);
+  }
+
+  /** Writes entity rows (upsert) and history rows; also feeds the hourly rollup. */
+  async write(
+    ents: TemporalEntityRow[],
+    rows: (HistoryRow & { tenant: string; entityId: string; at: number })[],
+    tenantOfEnts?: string,
+  ): Promise<void> {
+    if (ents.length === 0 && rows.length === 0) return;
+    const hist = rows.map((r) => {
+      const i = r.instance;
+      const observed = i?.observedAt ? ms(i.observedAt, r.at) : undefined;
+      const modified = r.deletedAt ?? ms(i?.modifiedAt, r.at);
+      const created = ms(i?.createdAt, r.at);
+      const ts = r.deletedAt ?? observed ?? modified;
+      const inst = i ? { ...i } : null;
+      if (inst) {
+        delete inst.createdAt;
+        delete inst.modifiedAt;
+        delete inst.instanceId;
+      }
+      return {
+        tenant: r.tenant,
+        entity_id: r.entityId,
+        attr: r.attr,
+        dataset_id: (i?.datasetId ?? r.datasetId) || '',
+        instance_id: (typeof i?.instanceId === 'string' && i.instanceId) || newInstanceId(),
+        attr_type: i?.type ?? 'Property',
+        instance: inst,
+        num: i && !r.deletedAt ? numOf(i) : null,
+        vkey: i ? JSON.stringify(instanceValue(i) ?? null) : null,
+        ts,
+        observed_at: observed ?? null,
+        created_at: created,
+        modified_at: modified,
+        deleted_at: r.deletedAt ?? null,
+      };
+    });
+    const entRows = ents.map((e) => ({
+      tenant: e.tenant ?? tenantOfEnts ?? rows[0]?.tenant ?? '',
+      id: e.id,
+      types: e.types,
+      scopes: e.scopes ?? null,
+      created_at: e.createdAt,
+      modified_at: e.modifiedAt,
+      deleted_at: e.deletedAt ?? null,
+    }));
+    await this.ensurePartitions(hist.map((h) => h.ts), this.db);
+    await this.db.tx(async (t) => {
+      if (entRows.length) {
+        await t.query(
+          `INSERT INTO temporal_entities (tenant, id, types, scopes, created_at, modified_at, deleted_at)
+           SELECT DISTINCT ON (x.tenant, x.id) x.tenant, x.id, ARRAY(SELECT jsonb_array_elements_text(x.types)),
+                  CASE WHEN x.scopes IS NULL OR jsonb_typeof(x.scopes) <> 'array' THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(x.scopes)) END,
+                  x.created_at, x.modified_at, x.deleted_at
+           FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY AS x(tenant text, id text, types jsonb, scopes jsonb, created_at bigint,
+                modified_at bigint, deleted_at bigint, ord bigint)
+           ORDER BY x.tenant, x.id, x.ord DESC
+           ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes,
+             modified_at = GREATEST(temporal_entities.modified_at, excluded.modified_at), deleted_at = excluded.deleted_at,
+             created_at = LEAST(temporal_entities.created_at, excluded.created_at)`,
+          [JSON.stringify(entRows)],
+        );
+      }
+      const CHUNK = 5000;
+      for (let k = 0; k < hist.length; k += CHUNK) {
+        const part = JSON.stringify(hist.slice(k, k + CHUNK));
+        await t.query(
+          `INSERT INTO attr_history (tenant, entity_id, attr, dataset_id, instance_id, attr_type, instance, num, vkey, ts,
+                                     observed_at, created_at, modified_at, deleted_at)
+           SELECT tenant, entity_id, attr, dataset_id, instance_id, attr_type, instance, num, vkey, ts, observed_at, created_at,
+                  modified_at, deleted_at
+           FROM jsonb_to_recordset($1::jsonb) AS x(tenant text, entity_id text, attr text, dataset_id text, instance_id text,
+                attr_type text, instance jsonb, num double precision, vkey text, ts bigint, observed_at bigint, created_at bigint,
+                modified_at bigint, deleted_at bigint)`,
+          [part],
+        );
+        await t.query(
+          `INSERT INTO attr_rollup_hour AS r (tenant, entity_id, attr, dataset_id, hour, cnt, nnum, sum, sumsq, min, max)
+           SELECT tenant, entity_id, attr, dataset_id, (ts - ((ts % ${HOUR}) + ${HOUR}) % ${HOUR}) AS hour, count(*), count(num), sum(num),
+                  sum(num * num), min(num), max(num)
+           FROM jsonb_to_recordset($1::jsonb) AS x(tenant text, entity_id text, attr text, dataset_id text, num double precision,
+                ts bigint, deleted_at bigint)
+           WHERE deleted_at IS NULL
+           GROUP BY 1, 2, 3, 4, 5
+           ON CONFLICT (tenant, entity_id, attr, dataset_id, hour) DO UPDATE SET cnt = r.cnt + excluded.cnt,
+             nnum = r.nnum + excluded.nnum, sum = COALESCE(r.sum, 0) + COALESCE(excluded.sum, 0),
+             sumsq = COALESCE(r.sumsq, 0) + COALESCE(excluded.sumsq, 0), min = LEAST(r.min, excluded.min),
+             max = GREATEST(r.max, excluded.max)`,
+          [part],
+        );
+      }
+    });
+  }
+
+  /** Rebuilds the rollup of one entity (optionally one attribute) from raw history. */
+  async refreshRollup(tenant: string, entityId: string, attr?: string, db: Db = this.db): Promise<void> {
+    await db.query(
+      `DELETE FROM attr_rollup_hour WHERE tenant = $1 AND entity_id = $2 AND ($3::text IS NULL OR attr = $3)`,
+      [tenant, entityId, attr ?? null],
+    );
+    await db.query(
+      `INSERT INTO attr_rollup_hour (tenant, entity_id, attr, dataset_id, hour, cnt, nnum, sum, sumsq, min, max)
+       SELECT tenant, entity_id, attr, dataset_id, (ts - ((ts % ${HOUR}) + ${HOUR}) % ${HOUR}), count(*), count(num), sum(num), sum(num * num),
+              min(num), max(num)
+       FROM attr_history WHERE tenant = $1 AND entity_id = $2 AND ($3::text IS NULL OR attr = $3) AND deleted_at IS NULL
+       GROUP BY 1, 2, 3, 4, 5`,
+      [tenant, entityId, attr ?? null],
+    );
+  }
+
+  async getEntity(tenant: string, id: string): Promise<TemporalEntityRow | null> {
+    const r = await this.db.query<Record<string, unknown>>(`SELECT * FROM temporal_entities WHERE tenant = $1 AND id = $2`, [tenant, id]);
+    return r[0] ? entRow(r[0]) : null;
+  }
+
+  /**
+   * Entities with history matching ids / idPattern / type (DNF of expanded types) / attrs, by id.
+   * Returns the page and, when asked, the total.
+   */
+  async queryEntities(p: {
+    tenant: string;
+    ids?: string[];
+    idPattern?: string;
+    typeGroups?: string[][];
+    attrs?: string[];
+    limit: number;
+    offset: number;
+    count?: boolean;
+  }): Promise<{ entities: TemporalEntityRow[]; count?: number }> {
+    const where = `tenant = $1 AND ($2::text[] IS NULL OR id = ANY($2)) AND ($3::text IS NULL OR id ~ $3)
+      AND ($4::jsonb IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements($4::jsonb) g
+            WHERE e.types @> ARRAY(SELECT jsonb_array_elements_text(g))))
+      AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM attr_history h WHERE h.tenant = e.tenant AND h.entity_id = e.id AND h.attr = ANY($5)))`;
+    const params = [
+      p.tenant,
+      p.ids ?? null,
+      p.idPattern ?? null,
+      p.typeGroups ? JSON.stringify(p.typeGroups) : null,
+      p.attrs ?? null,
+    ];
+    const rows = await this.db.query<Record<string, unknown>>(
+      `SELECT * FROM temporal_entities e WHERE ${where} ORDER BY id LIMIT $6 OFFSET $7`,
+      [...params, p.limit, p.offset],
+    );
+    let count: number | undefined;
+    if (p.count) {
+      const c = await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM temporal_entities e WHERE ${where}`, params);
+      count = Number(c[0].n);
+    }
+    return { entities: rows.map(entRow), count };
+  }
+
+  /** Instances of the given entities' attributes matching the temporal query, per attribute in time order (newest first with lastN). */
+  async queryInstances(p: {
+    tenant: string;
+    entityIds: string[];
+    attrs?: string[];
+    datasetIds?: string[];
+    q: TemporalQuery;
+  }): Promise<HistoryInstance[]> {
+    if (p.entityIds.length === 0) return [];
+    const col = TIME_COL[p.q.timeproperty];
+    const cond: string[] = ['tenant = $1', 'entity_id = ANY($2)', '($3::text[] IS NULL OR attr = ANY($3))'];
+    cond.push(`($4::text[] IS NULL OR (CASE WHEN dataset_id = '' THEN '@none' ELSE dataset_id END) = ANY($4))`);
+    if (p.q.timeproperty === 'deletedAt') cond.push('deleted_at IS NOT NULL');
+    else cond.push('deleted_at IS NULL');
+    const params: unknown[] = [p.tenant, p.entityIds, p.attrs ?? null, p.datasetIds ?? null];
+    if (p.q.timerel === 'before') {
+      params.push(p.q.timeAt);
+      cond.push(`${col} < $${params.length}`);
+    } else if (p.q.timerel === 'after') {
+      params.push(p.q.timeAt);
+      cond.push(`${col} >= $${params.length}`);
+    } else if (p.q.timerel === 'between') {
+      params.push(p.q.timeAt, p.q.endTimeAt);
+      cond.push(`${col} >= $${params.length - 1} AND ${col} < $${params.length}`);
+    }
+    const dir = p.q.lastN ? 'DESC' : 'ASC';
+    let sql = `SELECT entity_id, attr, dataset_id, instance_id, attr_type, instance, ${col} AS t, observed_at, created_at, modified_at, deleted_at
+               FROM attr_history WHERE ${cond.join(' AND ')}`;
+    if (p.q.lastN) {
+      params.push(p.q.lastN);
+      sql = `SELECT * FROM (SELECT x.*, row_number() OVER (PARTITION BY entity_id, attr ORDER BY t DESC, instance_id) AS rn
+             FROM (${sql}) x) y WHERE rn <= $${params.length}`;
+    }
+    sql += ` ORDER BY entity_id, attr, t ${dir}, instance_id`;
+    const rows = await this.db.query<Record<string, unknown>>(sql, params);
+    return rows.map((r) => ({
+      entityId: r.entity_id as string,
+      attr: r.attr as string,
+      datasetId: (r.dataset_id as string) || undefined,
+      instanceId: r.instance_id as string,
+      attrType: r.attr_type as string,
+      instance: (r.instance as AttrInstance | null) ?? null,
+      t: Number(r.t),
+      observedAt: n(r.observed_at),
+      createdAt: Number(r.created_at),
+      modifiedAt: Number(r.modified_at),
+      deletedAt: n(r.deleted_at),
+    }));
+  }
+
+  /**
+   * Aggregation per attribute and period (4.5.19): buckets [start, start+period) anchored at timeAt
+   * (timerel after/between) or at each attribute's first instance. Computed in SQL; served from
+   * the hourly rollup when the request allows it (observedAt, hour-aligned anchor and period,
+   * no distinctCount), from raw history otherwise.
+   */
+  async aggregate(p: {
+    tenant: string;
+    entityIds: string[];
+    attrs?: string[];
+    datasetIds?: string[];
+    q: TemporalQuery;
+    spec: AggregationSpec;
+  }): Promise<AggSeries[]> {
+    if (p.entityIds.length === 0) return [];
+    const anchor = p.q.timerel === 'after' || p.q.timerel === 'between' ? p.q.timeAt! : undefined;
+    const fromRollup =
+      p.q.timeproperty === 'observedAt' &&
+      !p.spec.methods.includes('distinctCount') &&
+      !p.datasetIds &&
+      anchor !== undefined &&
+      anchor % HOUR === 0 &&
+      p.spec.periodMs !== undefined &&
+      p.spec.periodMs % HOUR === 0 &&
+      (p.q.endTimeAt === undefined || p.q.endTimeAt % HOUR === 0);
+    const col = fromRollup ? 'hour' : TIME_COL[p.q.timeproperty];
+    const params: unknown[] = [p.tenant, p.entityIds, p.attrs ?? null];
+    const cond = ['tenant = $1', 'entity_id = ANY($2)', '($3::text[] IS NULL OR attr = ANY($3))'];
+    if (!fromRollup) {
+      params.push(p.datasetIds ?? null);
+      cond.push(`($${params.length}::text[] IS NULL OR (CASE WHEN dataset_id = '' THEN '@none' ELSE dataset_id END) = ANY($${params.length}))`);
+      cond.push(p.q.timeproperty === 'deletedAt' ? 'deleted_at IS NOT NULL' : 'deleted_at IS NULL');
+    }
+    if (p.q.timerel === 'before') {
+      params.push(p.q.timeAt);
+      cond.push(`${col} < $${params.length}`);
+    } else if (p.q.timerel === 'after') {
+      params.push(p.q.timeAt);
+      cond.push(`${col} >= $${params.length}`);
+    } else if (p.q.timerel === 'between') {
+      params.push(p.q.timeAt, p.q.endTimeAt);
+      cond.push(`${col} >= $${params.length - 1} AND ${col} < $${params.length}`);
+    }
+    // one bucket for the whole interval when no period is given
+    const period = p.spec.periodMs ?? Number.MAX_SAFE_INTEGER / 4;
+    params.push(period);
+    const pi = `$${params.length}::bigint`;
+    params.push(anchor ?? null);
+    const ai = `$${params.length}::bigint`;
+    let sql: string;
+    if (fromRollup) {
+      sql = `WITH b AS (
+          SELECT entity_id, attr, ${ai} + ((hour - ${ai}) / ${pi}) * ${pi} AS start, cnt, nnum, sum, sumsq, min, max
+          FROM attr_rollup_hour WHERE ${cond.join(' AND ')})
+        SELECT entity_id, attr, start, 'Property' AS attr_type, sum(cnt) AS total_count, NULL AS distinct_count,
+               sum(sum) AS sum, sum(sum) / NULLIF(sum(nnum), 0) AS avg, min(min) AS min, max(max) AS max,
+               sqrt(GREATEST(sum(sumsq) / NULLIF(sum(nnum), 0) - power(sum(sum) / NULLIF(sum(nnum), 0), 2), 0)) AS stddev,
+               sum(sumsq) AS sumsq, sum(nnum) AS nnum
+        FROM b GROUP BY entity_id, attr, start ORDER BY entity_id, attr, start`;
+    } else {
+      sql = `WITH base AS (
+          SELECT entity_id, attr, attr_type, ${col} AS t, num, vkey,
+                 COALESCE(${ai}, min(${col}) OVER (PARTITION BY entity_id, attr)) AS t0
+          FROM attr_history WHERE ${cond.join(' AND ')}
+        ), b AS (
+          SELECT entity_id, attr, attr_type, num, vkey, t0 + floor((t - t0)::float8 / ${pi})::bigint * ${pi} AS start FROM base
+        )
+        SELECT entity_id, attr, min(attr_type) AS attr_type, start, count(*) AS total_count, count(DISTINCT vkey) AS distinct_count,
+               sum(num) AS sum, avg(num) AS avg, min(num) AS min, max(num) AS max, stddev_pop(num) AS stddev, sum(num * num) AS sumsq,
+               count(num) AS nnum
+        FROM b GROUP BY entity_id, attr, start ORDER BY entity_id, attr, start`;
+    }
+    const rows = await this.db.query<Record<string, unknown>>(sql, params);
+    const out: AggSeries[] = [];
+    let cur: AggSeries | undefined;
+    const whole = p.spec.periodMs === undefined;
+    for (const r of rows) {
+      if (!cur || cur.entityId !== r.entity_id || cur.attr !== r.attr) {
+        cur = { entityId: r.entity_id as string, attr: r.attr as string, attrType: r.attr_type as string, buckets: [] };
+        out.push(cur);
+      }
+      const start = Number(r.start);
+      const end = whole ? (p.q.endTimeAt ?? (p.q.timerel === 'before' ? p.q.timeAt! : Date.now())) : start + p.spec.periodMs!;
+      const hasNum = Number(r.nnum) > 0;
+      const values: Partial<Record<AggrMethod, number | null>> = {};
+      for (const m of p.spec.methods) {
+        switch (m) {
+          case 'totalCount':
+            values.totalCount = Number(r.total_count);
+            break;
+          case 'distinctCount':
+            values.distinctCount = r.distinct_count === null ? null : Number(r.distinct_count);
+            break;
+          default:
+            values[m] = hasNum && r[m] !== null ? Number(r[m]) : null;
+        }
+      }
+      cur.buckets.push({ start, end, values });
+    }
+    return out;
+  }
+
+  async modifyInstance(tenant: string, entityId: string, attr: string, instanceId: string, inst: AttrInstance, now: number): Promise<boolean> {
+    const observed = inst.observedAt ? ms(inst.observedAt, now) : null;
+    const clean = { ...inst };
+    delete clean.createdAt;
+    delete clean.modifiedAt;
+    delete clean.instanceId;
+    return this.db.tx(async (t) => {
+      const r = await t.query(
+        `UPDATE attr_history SET instance = $5::jsonb, attr_type = $6, num = $7, vkey = $8, observed_at = COALESCE($9, observed_at),
+                modified_at = $10
+         WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND instance_id = $4 AND deleted_at IS NULL RETURNING 1 AS ok`,
+        [tenant, entityId, attr, instanceId, JSON.stringify(clean), inst.type, numOf(inst), JSON.stringify(instanceValue(inst) ?? null), observed, now],
+      );
+      if (r.length === 0) return false;
+      await this.refreshRollup(tenant, entityId, attr, t);
+      return true;
+    });
+  }
+
+  async deleteInstance(tenant: string, entityId: string, attr: string, instanceId: string): Promise<boolean> {
+    return this.db.tx(async (t) => {
+      const r = await t.query(
+        `DELETE FROM attr_history WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND instance_id = $4 RETURNING 1 AS ok`,
+        [tenant, entityId, attr, instanceId],
+      );
+      if (r.length === 0) return false;
+      await this.refreshRollup(tenant, entityId, attr, t);
+      return true;
+    });
+  }
+
+  /** Removes the history of an attribute (one datasetId, the default instance, or all with deleteAll). */
+  async deleteAttr(tenant: string, entityId: string, attr: string, opts: { datasetId?: string; deleteAll?: boolean }): Promise<number> {
+    return this.db.tx(async (t) => {
+      const r = await t.query(
+        `DELETE FROM attr_history WHERE tenant = $1 AND entity_id = $2 AND attr = $3 AND ($4 OR dataset_id = $5) RETURNING 1 AS ok`,
+        [tenant, entityId, attr, !!opts.deleteAll, opts.datasetId ?? ''],
+      );
+      await this.refreshRollup(tenant, entityId, attr, t);
+      return r.length;
+    });
+  }
+
+  async deleteEntity(tenant: string, entityId: string): Promise<boolean> {
+    return this.db.tx(async (t) => {
+      await t.query(`DELETE FROM attr_history WHERE tenant = $1 AND entity_id = $2`, [tenant, entityId]);
+      await t.query(`DELETE FROM attr_rollup_hour WHERE tenant = $1 AND entity_id = $2`, [tenant, entityId]);
+      const r = await t.query(`DELETE FROM temporal_entities WHERE tenant = $1 AND id = $2 RETURNING 1 AS ok`, [tenant, entityId]);
+      return r.length > 0;
+    });
+  }
+
+  /** Retention per tenant and entity type ('' = every type of the tenant); days null removes it. */
+  async setRetention(tenant: string, entityType: string, days: number | null): Promise<void> {
+    if (days === null) {
+      await this.db.query(`DELETE FROM temporal_retention WHERE tenant = $1 AND entity_type = $2`, [tenant, entityType]);
+      return;
+    }
+    await this.db.query(
+      `INSERT INTO temporal_retention (tenant, entity_type, days) VALUES ($1, $2, $3)
+       ON CONFLICT (tenant, entity_type) DO UPDATE SET days = excluded.days`,
+      [tenant, entityType, days],
+    );
+  }
+
+  async listRetention(): Promise<{ tenant: string; entityType: string; days: number }[]> {
+    const r = await this.db.query<{ tenant: string; entity_type: string; days: number }>(
+      `SELECT tenant, entity_type, days FROM temporal_retention ORDER BY tenant, entity_type`,
+    );
+    return r.map((x) => ({ tenant: x.tenant, entityType: x.entity_type, days: x.days }));
+  }
+
+  /**
+   * Deletes history older than the retention of its tenant / entity type (the most specific rule
+   * wins: a type rule over the tenant-wide one). Returns the number of rows removed.
+   */
+  async applyRetention(now: number): Promise<number> {
+    const removed = await this.db.tx(async (t) => {
+      const r = await t.query<{ tenant: string; entity_id: string }>(
+        `WITH rules AS (
+           SELECT e.tenant, e.id,
+                  COALESCE((SELECT min(days) FROM temporal_retention r WHERE r.tenant = e.tenant AND r.entity_type <> '' AND r.entity_type = ANY(e.types)),
+                           (SELECT days FROM temporal_retention r WHERE r.tenant = e.tenant AND r.entity_type = '')) AS days
+           FROM temporal_entities e WHERE e.tenant IN (SELECT tenant FROM temporal_retention)
+         ), del AS (
+           DELETE FROM attr_history h USING rules WHERE rules.days IS NOT NULL AND h.tenant = rules.tenant AND h.entity_id = rules.id
+             AND h.ts < $1 - rules.days::bigint * 86400000
+           RETURNING h.tenant, h.entity_id
+         )
+         SELECT tenant, entity_id FROM del`,
+        [now],
+      );
+      const touched = new Map<string, [string, string]>();
+      for (const x of r) touched.set(`${x.tenant}\u0000${x.entity_id}`, [x.tenant, x.entity_id]);
+      for (const [tenant, id] of touched.values()) await this.refreshRollup(tenant, id, undefined, t);
+      return r.length;
+    });
+    return removed;
+  }
+}
+
+function entRow(r: Record<string, unknown>): TemporalEntityRow {
+  return {
+    id: r.id as string,
+    types: r.types as string[],
+    scopes: (r.scopes as string[] | null) ?? undefined,
+    createdAt: Number(r.created_at),
+    modifiedAt: Number(r.modified_at),
+    deletedAt: n(r.deleted_at),
+  };
+}

@@ -1,0 +1,230 @@
+/**
+ * Thin client of the platform's public HTTP APIs (NGSI-LD, temporal, KPI, rules, IoT, auth).
+ * Adds the bearer token when signed in; a 401 raises `onUnauthorized` (the login dialog) and
+ * retries the request once after sign-in.
+ */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: { type?: string; title?: string; detail?: string } | undefined,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const TOKEN_KEY = 'urbis.token';
+let token: string | null = sessionStorage.getItem(TOKEN_KEY);
+let unauthorizedHandler: (() => Promise<void>) | null = null;
+let pendingLogin: Promise<void> | null = null;
+
+export function setToken(t: string | null): void {
+  token = t;
+  if (t) sessionStorage.setItem(TOKEN_KEY, t);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+export function getToken(): string | null {
+  return token;
+}
+export function onUnauthorized(h: () => Promise<void>): void {
+  unauthorizedHandler = h;
+}
+
+export function authHeaders(): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+export interface RequestOpts {
+  method?: string;
+  accept?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** fetch with auth; returns the Response (ok) or throws ApiError */
+export async function request(path: string, opts: RequestOpts = {}, retried = false): Promise<Response> {
+  const headers: Record<string, string> = { accept: opts.accept ?? 'application/json', ...authHeaders(), ...opts.headers };
+  let body: BodyInit | undefined;
+  if (opts.body !== undefined) {
+    if (typeof opts.body === 'string' || opts.body instanceof URLSearchParams) body = opts.body;
+    else {
+      body = JSON.stringify(opts.body);
+      headers['content-type'] ??= 'application/json';
+    }
+  }
+  const res = await fetch(path, { method: opts.method ?? 'GET', headers, body, signal: opts.signal });
+  if (res.status === 401 && !retried && unauthorizedHandler) {
+    pendingLogin ??= unauthorizedHandler().finally(() => (pendingLogin = null));
+    await pendingLogin;
+    return request(path, opts, true);
+  }
+  if (!res.ok) {
+    let problem: ApiError['problem'];
+    try {
+      problem = (await res.json()) as ApiError['problem'];
+    } catch {
+      problem = undefined;
+    }
+    throw new ApiError(res.status, problem, problem?.detail ?? problem?.title ?? `${res.status} ${res.statusText}`);
+  }
+  return res;
+}
+
+export async function getJson<T>(path: string, opts: RequestOpts = {}): Promise<T> {
+  const res = await request(path, opts);
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+export function qs(params: Record<string, string | number | boolean | undefined>): string {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') u.set(k, String(v));
+  const s = u.toString();
+  return s ? `?${s}` : '';
+}
+
+// ---------- NGSI-LD ----------
+
+export const NGSI = '/ngsi-ld/v1';
+export const MAX_LIMIT = 1000;
+
+export interface Feature {
+  type: 'Feature';
+  id: string;
+  geometry: { type: string; coordinates: unknown } | null;
+  properties: Record<string, unknown>;
+}
+export interface FeatureCollection {
+  type: 'FeatureCollection';
+  features: Feature[];
+}
+
+/** GET /types: short type names */
+export async function listTypes(): Promise<string[]> {
+  const r = await getJson<{ typeList?: string[] } | string[]>(`${NGSI}/types`);
+  const list = Array.isArray(r) ? r : (r.typeList ?? []);
+  return list.map(String);
+}
+
+/**
+ * All entities of a type as GeoJSON (keyValues), fetched in pages of 1000: the first page asks
+ * for the count, the rest are requested in parallel.
+ */
+export async function entitiesGeoJson(type: string, signal?: AbortSignal): Promise<Feature[]> {
+  const page = (offset: number, count: boolean) =>
+    request(`${NGSI}/entities${qs({ type, options: 'keyValues', limit: MAX_LIMIT, offset, count: count || undefined })}`, {
+      accept: 'application/geo+json',
+      signal,
+    });
+  const first = await page(0, true);
+  const total = Number(first.headers.get('NGSILD-Results-Count') ?? NaN);
+  const fc = (await first.json()) as FeatureCollection | Feature[];
+  const out = featuresOf(fc);
+  if (Number.isFinite(total) && total > out.length) {
+    const offsets: number[] = [];
+    for (let o = MAX_LIMIT; o < total; o += MAX_LIMIT) offsets.push(o);
+    const rest = await Promise.all(offsets.map(async (o) => featuresOf(await (await page(o, false)).json())));
+    for (const r of rest) out.push(...r);
+  } else if (!Number.isFinite(total) && out.length === MAX_LIMIT) {
+    // no count header: walk pages sequentially
+    for (let o = MAX_LIMIT; ; o += MAX_LIMIT) {
+      const r = featuresOf(await (await page(o, false)).json());
+      out.push(...r);
+      if (r.length < MAX_LIMIT) break;
+    }
+  }
+  return out;
+}
+
+function featuresOf(x: unknown): Feature[] {
+  if (Array.isArray(x)) return x as Feature[];
+  if (x && typeof x === 'object' && Array.isArray((x as FeatureCollection).features)) return (x as FeatureCollection).features;
+  return [];
+}
+
+/** entities as keyValues JSON, all pages */
+export async function queryKeyValues(params: Record<string, string | undefined>): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (let offset = 0; ; offset += MAX_LIMIT) {
+    const page = await getJson<Record<string, unknown>[]>(
+      `${NGSI}/entities${qs({ ...params, options: 'keyValues', limit: MAX_LIMIT, offset })}`,
+    );
+    out.push(...page);
+    if (page.length < MAX_LIMIT) return out;
+  }
+}
+
+/** GET /entities/{id} in normalized form */
+export function getEntity(id: string): Promise<Record<string, unknown>> {
+  return getJson(`${NGSI}/entities/${encodeURIComponent(id)}`);
+}
+
+export interface Series {
+  /** epoch seconds */
+  t: number[];
+  v: (number | null)[];
+  aggregated: boolean;
+}
+
+/**
+ * Temporal history of one attribute, aggregated (avg per period) when the broker supports
+ * aggregation; falls back to raw temporalValues otherwise.
+ */
+export async function temporalSeries(id: string, attr: string, from: Date, to: Date, period: string): Promise<Series> {
+  const base = `${NGSI}/temporal/entities/${encodeURIComponent(id)}`;
+  const common = { timerel: 'between', timeAt: from.toISOString(), endTimeAt: to.toISOString(), attrs: attr };
+  try {
+    const r = await getJson<Record<string, unknown>>(
+      base + qs({ ...common, options: 'aggregatedValues', aggrMethods: 'avg', aggrPeriodDuration: period }),
+    );
+    return { ...parseAggregated(r, attr), aggregated: true };
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    if (e.status === 404) return { t: [], v: [], aggregated: true };
+    if (![400, 422, 501].includes(e.status)) throw e;
+    const r = await getJson<Record<string, unknown>>(base + qs({ ...common, options: 'temporalValues', lastN: 2000 }));
+    return { ...parseTemporalValues(r, attr), aggregated: false };
+  }
+}
+
+function attrOf(entity: Record<string, unknown>, attr: string): Record<string, unknown> | undefined {
+  let a = entity[attr];
+  if (Array.isArray(a)) a = a.find((x) => x && typeof x === 'object' && !('datasetId' in x)) ?? a[0];
+  return a && typeof a === 'object' ? (a as Record<string, unknown>) : undefined;
+}
+
+export function parseAggregated(entity: Record<string, unknown>, attr: string): { t: number[]; v: (number | null)[] } {
+  const a = attrOf(entity, attr);
+  const rows = (a?.avg ?? a?.['ngsi-ld:avg'] ?? []) as unknown[];
+  return toSeries(rows, (row) => (Array.isArray(row) ? [row[1], row[0]] : [undefined, undefined]));
+}
+
+export function parseTemporalValues(entity: Record<string, unknown>, attr: string): { t: number[]; v: (number | null)[] } {
+  const a = attrOf(entity, attr);
+  if (a && Array.isArray(a.values)) {
+    return toSeries(a.values as unknown[], (row) => (Array.isArray(row) ? [row[1], row[0]] : [undefined, undefined]));
+  }
+  // normalized temporal representation: array of instances
+  const inst = entity[attr];
+  if (Array.isArray(inst)) {
+    return toSeries(inst, (i) => {
+      const o = i as Record<string, unknown>;
+      return [o.observedAt ?? o.modifiedAt, o.value];
+    });
+  }
+  return { t: [], v: [] };
+}
+
+function toSeries(rows: unknown[], pick: (r: unknown) => [unknown, unknown]): { t: number[]; v: (number | null)[] } {
+  const pts: [number, number | null][] = [];
+  for (const r of rows) {
+    const [time, value] = pick(r);
+    const ms = typeof time === 'string' ? Date.parse(time) : NaN;
+    if (!Number.isFinite(ms)) continue;
+    const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+    pts.push([ms / 1000, Number.isFinite(n) ? n : null]);
+  }
+  pts.sort((a, b) => a[0] - b[0]);
+  return { t: pts.map((p) => p[0]), v: pts.map((p) => p[1]) };
+}
