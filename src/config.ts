@@ -17,6 +17,8 @@ export interface Config {
   bodyLimit: number;
   contextTimeoutMs: number;
   logLevel: string;
+  /** entities kept in the read cache (0 disables it: several nodes writing one database) */
+  entityCacheSize: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -37,6 +39,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: int(env.URBIS_BODY_LIMIT, 8 * 1024 * 1024),
     contextTimeoutMs: int(env.URBIS_CONTEXT_TIMEOUT_MS, 5000),
     logLevel: env.URBIS_LOG ?? 'info',
+    entityCacheSize: int(env.URBIS_ENTITY_CACHE, 100_000),
   };
 }
 

@@ -28,5 +28,10 @@ export interface UrbisModule {
   name: string;
   start?(p: Platform): Promise<void>;
   routes?(app: FastifyInstance, p: Platform): Promise<void> | void;
+  /**
+   * Hooks on the root HTTP instance, registered before any route, so they apply to every API
+   * (authentication, authorization, rate limits, security headers).
+   */
+  hooks?(app: FastifyInstance, p: Platform): Promise<void> | void;
   stop?(): Promise<void>;
 }

@@ -25,7 +25,13 @@ export type ChangeHandler = (events: ChangeEvent[]) => void | Promise<void>;
 
 /** Small interface so that a NATS-backed bus can replace the in-process one between nodes. */
 export interface ChangeBus {
-  publish(events: ChangeEvent[]): void;
+  /**
+   * Delivers the events to every handler. The promise settles when the handlers that returned a
+   * promise have finished: the broker awaits it before acknowledging a write, so durable consumers
+   * (notification outbox, history) have stored what they need by the time the client hears 2xx.
+   * Handlers with nothing durable to do should return nothing (and not slow writes down).
+   */
+  publish(events: ChangeEvent[]): Promise<void>;
   subscribe(handler: ChangeHandler): () => void;
 }
 
@@ -36,16 +42,18 @@ export interface ChangeBus {
 export class LocalChangeBus implements ChangeBus {
   private handlers: ChangeHandler[] = [];
   constructor(private onError: (e: unknown) => void = () => {}) {}
-  publish(events: ChangeEvent[]): void {
+  async publish(events: ChangeEvent[]): Promise<void> {
     if (events.length === 0) return;
+    let pending: Promise<void>[] | undefined;
     for (const h of this.handlers) {
       try {
         const r = h(events);
-        if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch(this.onError);
+        if (r && typeof (r as Promise<void>).then === 'function') (pending ??= []).push((r as Promise<void>).catch(this.onError));
       } catch (e) {
         this.onError(e);
       }
     }
+    if (pending) await Promise.all(pending);
   }
   subscribe(handler: ChangeHandler): () => void {
     this.handlers.push(handler);

@@ -24,7 +24,8 @@ import { simplified } from '../ngsi-ld/model/render.ts';
 import { coreActiveContext } from '../ngsi-ld/jsonld/index.ts';
 import { ProblemError } from '../common/problem.ts';
 
-export const WEB_DIR = process.env.URBIS_WEB_DIR ?? fileURLToPath(new URL('../../web/dist/', import.meta.url));
+/** the built app (npm run build:web); URBIS_WEB_DIR overrides, read per request */
+export const webDir = () => process.env.URBIS_WEB_DIR || fileURLToPath(new URL('../../web/dist/', import.meta.url));
 const FLUSH_MS = 100;
 const HEARTBEAT_MS = 20_000;
 /** bytes queued on one socket before the client is considered too slow (then: resync) */
@@ -57,7 +58,9 @@ export interface AuthLike {
   /** resolve the caller of a request (throws or returns null/undefined when not authenticated) */
   authenticate?(req: FastifyRequest): unknown | Promise<unknown>;
   /** may this principal read this entity? */
-  canRead?(principal: unknown, target: { tenant: string; entityId: string; types: string[] }): boolean;
+  canRead?(principal: unknown, target: { tenant: string; entityId: string; types: string[]; entity?: ChangeEvent['after'] }): boolean;
+  /** the event as this principal may see it (personal attributes redacted), null when hidden */
+  redactEvent?(principal: unknown, event: ChangeEvent, channel?: string): ChangeEvent | null;
 }
 const principals = new WeakMap<FastifyRequest, { auth?: AuthLike; principal?: unknown; tenant: string }>();
 
@@ -67,12 +70,23 @@ export function canSee(request: FastifyRequest, event: ChangeEvent): boolean {
   if (event.tenant !== c.tenant) return false;
   if (c.auth?.canRead) {
     try {
-      return c.auth.canRead(c.principal, { tenant: event.tenant, entityId: event.entityId, types: event.types });
+      return c.auth.canRead(c.principal, { tenant: event.tenant, entityId: event.entityId, types: event.types, entity: event.after ?? event.before });
     } catch {
       return false;
     }
   }
   return true;
+}
+
+/** the event with what this caller may not see removed (trust layer), null when hidden */
+export function redactFor(request: FastifyRequest, event: ChangeEvent): ChangeEvent | null {
+  const c = principals.get(request);
+  if (!c?.auth?.redactEvent) return event;
+  try {
+    return c.auth.redactEvent(c.principal, event, 'live');
+  } catch {
+    return null;
+  }
 }
 
 async function principalOf(request: FastifyRequest, p: Platform, tenant: string): Promise<void> {
@@ -214,7 +228,8 @@ export class LiveHub {
         for (const e of events) {
           if (!typeMatches(filter, e, this.compact)) continue;
           if (!canSee(request, e)) continue;
-          queue.push(toLiveChange(e, this.compact));
+          const v = redactFor(request, e); // trust: personal attributes redacted
+          if (v) queue.push(toLiveChange(v, this.compact));
         }
         if (queue.length && !timer) timer = this.p.clock.setTimer(FLUSH_MS, flush);
       },
@@ -244,7 +259,8 @@ export class LiveHub {
 
 /** Static file handler for web/dist (no directory listing, no path escape). */
 async function serveFile(rel: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const root = normalize(WEB_DIR.endsWith(sep) ? WEB_DIR : WEB_DIR + sep);
+  const dir = webDir();
+  const root = normalize(dir.endsWith(sep) ? dir : dir + sep);
   const file = normalize(join(root, decodeURIComponent(rel)));
   if (!file.startsWith(root)) throw new ProblemError('ResourceNotFound', 'Not found.');
   let st;
@@ -279,6 +295,8 @@ export function dashboardConfig(p: Platform, env: NodeJS.ProcessEnv = process.en
     attribution: env.URBIS_MAP_ATTRIBUTION ?? '',
     center: [num(env.URBIS_MAP_LON, -3.8099), num(env.URBIS_MAP_LAT, 43.4623)],
     zoom: num(env.URBIS_MAP_ZOOM, 12.5),
+    // initial view: the demo city (Santander) unless a centre is configured
+    bounds: env.URBIS_MAP_LON || env.URBIS_MAP_LAT ? null : [[-3.895, 43.432], [-3.762, 43.492]],
     auth: p.config.auth,
     city: env.URBIS_CITY ?? 'Santander',
   };

@@ -27,6 +27,18 @@ export interface QueryParams {
   offset?: number;
   count?: boolean;
   context?: ContextRef;
+  /** linked entity retrieval (clause 4.5.23): inline the targets of relationships, or list them after the entities */
+  join?: 'inline' | 'flat' | '@none';
+  /** how many relationship hops join follows (default 1) */
+  joinLevel?: number;
+  /** ordering (clause 4.23): `path[;asc|desc|dist-asc|dist-desc]`, comma-separated */
+  orderBy?: string;
+  /** reference point of dist-asc / dist-desc: [lon, lat] (JSON text or array) */
+  orderFrom?: string | number[];
+  /** BCP 47 tag of the collation used to order strings (default: code point order) */
+  collation?: string;
+  /** attributes whose q values are expanded against the @context (VocabProperty values) */
+  expandValues?: string[];
   /** false: allow a query without any filter (internal callers, entity listing for the dashboard) */
   requireFilter?: boolean;
 }

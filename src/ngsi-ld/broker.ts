@@ -8,11 +8,14 @@ import { normalizeEntity, normalizeAttrs, normalizeInstance, normalizeTypes, exp
 import { renderEntity, type RenderOptions } from './model/render.ts';
 import { checkEntityId } from './model/ids.ts';
 import { EntityRepository } from './repository/entities.ts';
+import { EntityCache } from './repository/entity-cache.ts';
 import { buildQuery, type CompiledQuery } from './query-plan.ts';
+import { loadLinked, renderJoined } from './join.ts';
 
 /** Resolves a request's @context reference to a term resolver (cached by the jsonld layer). */
 export interface ContextResolver {
-  resolve(ref: ContextRef): Promise<TermResolver>;
+  /** `tenant`: the request's NGSILD-Tenant, so that the tenant's hosted @contexts resolve locally */
+  resolve(ref: ContextRef, options?: { tenant?: string }): Promise<TermResolver>;
 }
 
 export interface UpdateResult {
@@ -34,10 +37,12 @@ export class Broker implements BrokerApi {
     readonly db: Db,
     readonly bus: ChangeBus,
     readonly contexts: ContextResolver,
-    readonly limits: { maxLimit: number; defaultLimit: number } = { maxLimit: 1000, defaultLimit: 20 },
+    readonly limits: { maxLimit: number; defaultLimit: number; cacheSize?: number } = { maxLimit: 1000, defaultLimit: 20 },
   ) {
     this.repo = new EntityRepository(db);
+    this.cache = new EntityCache(limits.cacheSize ?? 100_000);
   }
+  readonly cache: EntityCache;
 
   // ---------- tenants ----------
 
@@ -49,28 +54,31 @@ export class Broker implements BrokerApi {
   // ---------- single-entity writes ----------
 
   async createEntity(tenant: string, body: Record<string, unknown>, context?: ContextRef): Promise<void> {
-    const ctx = await this.contexts.resolve(context);
+    const ctx = await this.contexts.resolve(context, { tenant });
     await this.createStored(tenant, normalizeEntity(body, ctx, { now: nowIso() }));
   }
 
   async createStored(tenant: string, e: StoredEntity): Promise<void> {
     const ok = await this.db.tx((db) => this.repo.insertMany(db, tenant, [e]));
     if (!ok.has(e.id)) throw new ProblemError('AlreadyExists', `Entity "${e.id}" already exists.`);
-    this.emit([{ tenant, entityId: e.id, types: e.type, kind: 'create', after: e, changedAttrs: Object.keys(e.attrs), at: e.createdAt }]);
+    await this.emit([{ tenant, entityId: e.id, types: e.type, kind: 'create', after: e, changedAttrs: Object.keys(e.attrs), at: e.createdAt }]);
   }
 
   async getStored(tenant: string, id: string): Promise<StoredEntity> {
     checkEntityId(id);
+    const hit = this.cache.get(tenant, id);
+    if (hit && !isExpired(hit)) return hit;
     await this.assertTenant(tenant);
     const e = await this.repo.get(tenant, id);
-    if (!e) throw new ProblemError('ResourceNotFound', `Entity "${id}" was not found.`);
+    if (!e || isExpired(e)) throw new ProblemError('ResourceNotFound', `Entity "${id}" was not found.`);
+    this.cache.set(tenant, e);
     return e;
   }
 
   async getEntity(tenant: string, id: string, opts: { context?: ContextRef; attrs?: string[]; format?: Format; sysAttrs?: boolean } = {}) {
     try {
       const e = await this.getStored(tenant, id);
-      const ctx = await this.contexts.resolve(opts.context);
+      const ctx = await this.contexts.resolve(opts.context, { tenant });
       return renderEntity(e, ctx, { format: opts.format ?? 'normalized', sysAttrs: opts.sysAttrs, pick: opts.attrs ? new Set(opts.attrs.map((a) => ctx.expandTerm(a))) : undefined });
     } catch (err) {
       if (err instanceof ProblemError && err.kind === 'ResourceNotFound') return null;
@@ -91,7 +99,7 @@ export class Broker implements BrokerApi {
     let ev: ChangeEvent | undefined;
     const result = await this.db.tx(async (db) => {
       const cur = await this.repo.get(tenant, id, db, true);
-      if (!cur) throw new ProblemError('ResourceNotFound', `Entity "${id}" was not found.`);
+      if (!cur || isExpired(cur)) throw new ProblemError('ResourceNotFound', `Entity "${id}" was not found.`);
       const r = change(cur, now);
       if (!r) return cur;
       if (r.changed.length || r.deleted?.length || kind === 'replace') {
@@ -101,12 +109,12 @@ export class Broker implements BrokerApi {
       }
       return r.next;
     });
-    if (ev) this.emit([ev]);
+    if (ev) await this.emit([ev]);
     return result;
   }
 
   async replaceEntity(tenant: string, id: string, body: Record<string, unknown>, context?: ContextRef): Promise<void> {
-    const ctx = await this.contexts.resolve(context);
+    const ctx = await this.contexts.resolve(context, { tenant });
     if (body.id !== undefined && body.id !== id) throw new ProblemError('BadRequestData', `The id in the body ("${String(body.id)}") differs from the id in the URL ("${id}").`);
     const repl = normalizeEntity({ ...body, id }, ctx, { now: nowIso() });
     await this.modify(tenant, id, (cur, now) => {
@@ -118,26 +126,29 @@ export class Broker implements BrokerApi {
   }
 
   async mergeEntity(tenant: string, id: string, fragment: Record<string, unknown>, context?: ContextRef): Promise<void> {
-    const ctx = await this.contexts.resolve(context);
+    const ctx = await this.contexts.resolve(context, { tenant });
     if (fragment.id !== undefined && fragment.id !== id) throw new ProblemError('BadRequestData', `The id in the body ("${String(fragment.id)}") differs from the id in the URL ("${id}").`);
-    const frag = normalizeEntity({ ...fragment, id }, ctx, { now: nowIso(), allowNull: true, typeOptional: true });
+    const frag = normalizeEntity({ ...fragment, id }, ctx, { now: nowIso(), allowNull: true, mergePatch: true, typeOptional: true });
     await this.modify(tenant, id, (cur, now) => mergeInto(cur, frag, now));
   }
 
-  /** POST /entities/{id}/attrs */
+  /** POST /entities/{id}/attrs (append; options=noOverwrite keeps existing attributes) */
   async appendAttrs(tenant: string, id: string, body: Record<string, unknown>, context: ContextRef, noOverwrite: boolean): Promise<UpdateResult> {
-    const ctx = await this.contexts.resolve(context);
+    const ctx = await this.contexts.resolve(context, { tenant });
     const frag = normalizeEntity({ ...body, id }, ctx, { now: nowIso(), typeOptional: true });
     const res: UpdateResult = { updated: [], notUpdated: [] };
     await this.modify(tenant, id, (cur, now) => {
       const next = clone(cur);
       const changed: string[] = [];
       for (const t of frag.type) if (!next.type.includes(t)) next.type.push(t);
-      if (frag.type.length && next.type.length !== cur.type.length) changed.push('@type');
-      if (frag.scope) { next.scope = [...new Set([...(next.scope ?? []), ...frag.scope])]; changed.push('scope'); }
+      if (next.type.length !== cur.type.length) changed.push('@type');
+      if (frag.scope) {
+        if (noOverwrite && cur.scope) res.notUpdated.push({ attributeName: 'scope', reason: 'scope exists and noOverwrite was requested.' });
+        else { next.scope = frag.scope; changed.push('scope'); res.updated.push('scope'); }
+      }
+      if (frag.expiresAt) next.expiresAt = frag.expiresAt;
       for (const [name, insts] of Object.entries(frag.attrs)) {
-        const existing = next.attrs[name] ?? [];
-        const out = [...existing];
+        const out = [...(next.attrs[name] ?? [])];
         let any = false;
         for (const inst of insts) {
           const idx = out.findIndex((x) => (x.datasetId ?? '') === (inst.datasetId ?? ''));
@@ -147,78 +158,94 @@ export class Broker implements BrokerApi {
           else out.push(inst);
           any = true;
         }
-        if (any) { next.attrs[name] = out; changed.push(name); res.updated.push(ctx.compactIri(name)); }
-        else res.notUpdated.push({ attributeName: ctx.compactIri(name), reason: 'Attribute exists and noOverwrite was requested.' });
+        if (any) { next.attrs[name] = out; changed.push(name); res.updated.push(name); }
+        else res.notUpdated.push({ attributeName: name, reason: 'Attribute exists and noOverwrite was requested.' });
       }
       return { next, changed };
     });
     return res;
   }
 
-  /** PATCH /entities/{id}/attrs: only attributes that exist are updated (replacing the instance). */
+  /**
+   * PATCH /entities/{id}/attrs: attributes (and datasetId instances) are replaced when present and
+   * appended when not; NGSI-LD Null deletes; scope is replaced only if the entity has one.
+   */
   async updateAttrs(tenant: string, id: string, body: Record<string, unknown>, context?: ContextRef): Promise<void> {
-    const r = await this.updateAttrsDetailed(tenant, id, body, context);
-    if (r.notUpdated.length && !r.updated.length)
-      throw new ProblemError('ResourceNotFound', `None of the attributes exist on entity "${id}": ${r.notUpdated.map((n) => n.attributeName).join(', ')}.`);
+    await this.updateAttrsDetailed(tenant, id, body, context);
   }
 
   async updateAttrsDetailed(tenant: string, id: string, body: Record<string, unknown>, context?: ContextRef): Promise<UpdateResult> {
-    const ctx = await this.contexts.resolve(context);
-    const attrs = normalizeAttrs({ ...body, id }, ctx, { now: nowIso(), allowNull: true });
+    const ctx = await this.contexts.resolve(context, { tenant });
+    const frag = normalizeEntity({ ...body, id }, ctx, { now: nowIso(), allowNull: true, typeOptional: true });
+    if (!Object.keys(frag.attrs).length && !frag.scope && !frag.type.length && !frag.expiresAt)
+      throw new ProblemError('BadRequestData', 'The update fragment holds no attribute.');
     const res: UpdateResult = { updated: [], notUpdated: [] };
     await this.modify(tenant, id, (cur, now) => {
       const next = clone(cur);
       const changed: string[] = [];
       const deleted: string[] = [];
-      for (const [name, insts] of Object.entries(attrs)) {
-        const existing = next.attrs[name];
-        const short = ctx.compactIri(name);
-        if (!existing) { res.notUpdated.push({ attributeName: short, reason: 'The attribute does not exist on the entity.' }); continue; }
-        const out = [...existing];
-        let ok = true;
+      for (const t of frag.type) if (!next.type.includes(t)) next.type.push(t);
+      if (next.type.length !== cur.type.length) changed.push('@type');
+      if (frag.scope) {
+        if (cur.scope) { next.scope = frag.scope; changed.push('scope'); res.updated.push('scope'); }
+        else res.notUpdated.push({ attributeName: 'scope', reason: 'The entity has no scope to update.' });
+      }
+      if (frag.expiresAt) next.expiresAt = frag.expiresAt;
+      for (const [name, insts] of Object.entries(frag.attrs)) {
+        const out = [...(next.attrs[name] ?? [])];
         for (const inst of insts) {
           const idx = out.findIndex((x) => (x.datasetId ?? '') === (inst.datasetId ?? ''));
-          if (idx < 0) { ok = false; continue; }
-          if (isNullInstance(inst)) { out.splice(idx, 1); continue; }
-          stamp(inst, out[idx], now);
-          out[idx] = inst;
+          if (isNullInstance(inst)) {
+            if (idx >= 0) out.splice(idx, 1);
+            continue;
+          }
+          stamp(inst, idx >= 0 ? out[idx] : undefined, now);
+          if (idx >= 0) out[idx] = inst;
+          else out.push(inst);
         }
-        if (!ok) { res.notUpdated.push({ attributeName: short, reason: 'No instance with that datasetId exists.' }); continue; }
-        if (out.length) next.attrs[name] = out;
-        else { delete next.attrs[name]; deleted.push(name); }
-        changed.push(name);
-        res.updated.push(short);
+        if (out.length) { next.attrs[name] = out; changed.push(name); }
+        else if (next.attrs[name]) { delete next.attrs[name]; deleted.push(name); }
+        res.updated.push(name);
       }
       return { next, changed, deleted };
     });
     return res;
   }
 
-  /** PATCH /entities/{id}/attrs/{attr}: merge the given members into the existing instance. */
+  /** PATCH /entities/{id}/attrs/{attr}: merge the given members into the existing instance; NGSI-LD Null deletes it. */
   async partialAttrUpdate(tenant: string, id: string, attrName: string, body: Record<string, unknown>, context?: ContextRef): Promise<void> {
-    const ctx = await this.contexts.resolve(context);
+    const ctx = await this.contexts.resolve(context, { tenant });
+    if (attrName === 'scope') throw new ProblemError('BadRequestData', 'scope is not an attribute: update it with PATCH /entities/{id}/attrs.');
     const iri = expandAttrName(attrName, ctx);
     if (!isObject(body)) throw new ProblemError('BadRequestData', 'The attribute fragment must be a JSON object.');
-    const ds = body.datasetId as string | undefined;
+    if (body.datasetId === NGSI_NULL) throw new ProblemError('BadRequestData', 'datasetId cannot be deleted with NGSI-LD Null: delete the instance with DELETE .../attrs/{attr}?datasetId=...');
+    const ds = body.datasetId === '@none' ? undefined : (body.datasetId as string | undefined);
     await this.modify(tenant, id, (cur, now) => {
       const insts = cur.attrs[iri];
       const idx = insts ? insts.findIndex((x) => (x.datasetId ?? '') === (ds ?? '')) : -1;
       if (!insts || idx < 0) throw new ProblemError('ResourceNotFound', `Attribute "${attrName}"${ds ? ` with datasetId "${ds}"` : ''} was not found on entity "${id}".`);
       const old = insts[idx];
-      const merged = { ...renderPlain(old), ...body };
-      if (body.type === undefined) merged.type = old.type;
-      const inst = normalizeInstance(attrName, merged, ctx, { now, allowNull: true }, true);
-      mergeSubAttrs(inst, old, body, ctx);
-      stamp(inst, old, now);
+      if (body.type !== undefined && body.type !== old.type)
+        throw new ProblemError('BadRequestData', `Attribute "${attrName}" is a ${old.type}; a partial update cannot change it to ${String(body.type)}.`);
       const next = clone(cur);
-      next.attrs[iri] = insts.map((x, i) => (i === idx ? inst : x));
+      const probe = normalizeInstance(attrName, { ...renderPlain(old), ...body, type: old.type }, ctx, { now, allowNull: true }, true);
+      if (isNullInstance(probe)) {
+        const keep = insts.filter((_, i) => i !== idx);
+        if (keep.length) next.attrs[iri] = keep;
+        else delete next.attrs[iri];
+        return { next, changed: keep.length ? [iri] : [], deleted: keep.length ? [] : [iri] };
+      }
+      mergeSubAttrs(probe, old, body, ctx);
+      stamp(probe, old, now);
+      next.attrs[iri] = insts.map((x, i) => (i === idx ? probe : x));
       return { next, changed: [iri] };
     });
   }
 
   /** PUT /entities/{id}/attrs/{attr}: replace the attribute (instance with the body's datasetId). */
   async replaceAttr(tenant: string, id: string, attrName: string, body: Record<string, unknown>, context?: ContextRef): Promise<void> {
-    const ctx = await this.contexts.resolve(context);
+    const ctx = await this.contexts.resolve(context, { tenant });
+    if (attrName === 'scope') throw new ProblemError('BadRequestData', 'scope is not an attribute: replace it with PATCH /entities/{id}/attrs.');
     const iri = expandAttrName(attrName, ctx);
     const inst = normalizeInstance(attrName, body, ctx, { now: nowIso() }, true);
     await this.modify(tenant, id, (cur, now) => {
@@ -233,14 +260,24 @@ export class Broker implements BrokerApi {
   }
 
   async deleteAttr(tenant: string, id: string, attrName: string, context: ContextRef, opts: { datasetId?: string; deleteAll?: boolean }): Promise<void> {
-    const ctx = await this.contexts.resolve(context);
+    const ctx = await this.contexts.resolve(context, { tenant });
+    if (attrName === 'scope') {
+      await this.modify(tenant, id, (cur) => {
+        if (!cur.scope) throw new ProblemError('ResourceNotFound', `Entity "${id}" has no scope.`);
+        const next = clone(cur);
+        delete next.scope;
+        return { next, changed: ['scope'] };
+      });
+      return;
+    }
     const iri = expandAttrName(attrName, ctx);
+    const ds = opts.datasetId === '@none' ? undefined : opts.datasetId;
     await this.modify(tenant, id, (cur) => {
       const insts = cur.attrs[iri];
       if (!insts) throw new ProblemError('ResourceNotFound', `Attribute "${attrName}" was not found on entity "${id}".`);
-      const keep = opts.deleteAll ? [] : insts.filter((x) => (x.datasetId ?? '') !== (opts.datasetId ?? ''));
+      const keep = opts.deleteAll ? [] : insts.filter((x) => (x.datasetId ?? '') !== (ds ?? ''));
       if (keep.length === insts.length)
-        throw new ProblemError('ResourceNotFound', `Attribute "${attrName}" has no ${opts.datasetId ? `instance with datasetId "${opts.datasetId}"` : 'default instance'} on entity "${id}".`);
+        throw new ProblemError('ResourceNotFound', `Attribute "${attrName}" has no ${ds ? `instance with datasetId "${ds}"` : 'default instance'} on entity "${id}".`);
       const next = clone(cur);
       if (keep.length) next.attrs[iri] = keep;
       else delete next.attrs[iri];
@@ -248,36 +285,52 @@ export class Broker implements BrokerApi {
     });
   }
 
+  /** Optional `type` selector of entity-level operations (clause 5.6.x): the entity must have that type. */
+  async checkTypeSelector(tenant: string, id: string, type: string | undefined, context: ContextRef): Promise<void> {
+    if (type === undefined) return;
+    const ctx = await this.contexts.resolve(context, { tenant });
+    const e = await this.getStored(tenant, id);
+    const want = type.split(',').map((t) => ctx.expandTerm(t.trim()));
+    if (!want.some((t) => e.type.includes(t))) throw new ProblemError('ResourceNotFound', `Entity "${id}" is not of type ${type}.`);
+  }
+
   async deleteEntity(tenant: string, id: string): Promise<void> {
     checkEntityId(id);
     await this.assertTenant(tenant);
     const gone = await this.db.tx((db) => this.repo.deleteMany(db, tenant, [id]));
     if (!gone.length) throw new ProblemError('ResourceNotFound', `Entity "${id}" was not found.`);
-    this.emitDeletes(tenant, gone);
+    await this.emitDeletes(tenant, gone);
   }
 
-  private emitDeletes(tenant: string, gone: StoredEntity[]) {
+  private emitDeletes(tenant: string, gone: StoredEntity[]): Promise<void> {
     const at = nowIso();
-    this.emit(gone.map((e) => ({ tenant, entityId: e.id, types: e.type, kind: 'delete' as const, before: e, changedAttrs: [], deletedAttrs: Object.keys(e.attrs), at })));
+    return this.emit(gone.map((e) => ({ tenant, entityId: e.id, types: e.type, kind: 'delete' as const, before: e, changedAttrs: [], deletedAttrs: Object.keys(e.attrs), at })));
   }
 
   // ---------- batch operations ----------
 
-  /** Normalises each item independently: invalid ones become errors, valid ones go on. */
-  private async normalizeBatch(body: unknown, ctxRef: ContextRef, perItemContext: boolean, opts: { allowNull?: boolean; typeOptional?: boolean } = {}) {
+  /**
+   * Normalises each item independently: invalid ones become errors, valid ones go on. A null or
+   * non-object item makes the whole request invalid (clause 5.6.7.4). `perItemContext`: the body was
+   * application/ld+json, so each item must carry its own @context; otherwise none may.
+   */
+  private async normalizeBatch(body: unknown, ctxRef: ContextRef, perItemContext: boolean, opts: { allowNull?: boolean; mergePatch?: boolean; typeOptional?: boolean } = {}) {
     if (!Array.isArray(body)) throw new ProblemError('BadRequestData', 'A batch operation body must be a JSON array of entities.');
+    if (body.length === 0) throw new ProblemError('BadRequestData', 'The batch is empty.');
+    body.forEach((item, i) => {
+      if (!isObject(item)) throw new ProblemError('BadRequestData', `Item ${i} of the batch is ${item === null ? 'null' : 'not a JSON object'}: every item must be an entity.`);
+    });
     const ok: StoredEntity[] = [];
     const errors: BatchResult['errors'] = [];
     const now = nowIso();
-    const seen = new Set<string>();
-    for (const item of body) {
-      const rawId = isObject(item) ? String(item.id ?? item['@id'] ?? '') : '';
+    for (const item of body as Record<string, unknown>[]) {
+      const rawId = String(item.id ?? item['@id'] ?? '');
       try {
-        const ref = perItemContext && isObject(item) && item['@context'] !== undefined ? (item['@context'] as ContextRef) : ctxRef;
-        const ctx = await this.contexts.resolve(ref);
-        const e = normalizeEntity(item, ctx, { now, ...opts });
-        ok.push(e);
-        seen.add(e.id);
+        const has = item['@context'] !== undefined;
+        if (perItemContext && !has) throw new ProblemError('BadRequestData', 'An entity sent as application/ld+json needs an "@context".');
+        if (!perItemContext && has) throw new ProblemError('BadRequestData', 'An entity sent as application/json must not contain "@context" (use a Link header or application/ld+json).');
+        const ctx = await this.contexts.resolve(perItemContext ? (item['@context'] as ContextRef) : ctxRef);
+        ok.push(normalizeEntity(item, ctx, { now, ...opts }));
       } catch (err) {
         errors.push({ entityId: rawId, error: toProblem(err) });
       }
@@ -297,7 +350,7 @@ export class Broker implements BrokerApi {
         evs.push({ tenant, entityId: e.id, types: e.type, kind: 'create', after: e, changedAttrs: Object.keys(e.attrs), at: e.createdAt });
       } else errors.push({ entityId: e.id, error: new ProblemError('AlreadyExists', `Entity "${e.id}" already exists.`).toProblem() as Problem });
     }
-    this.emit(evs);
+    await this.emit(evs);
     return { success, errors };
   }
 
@@ -308,7 +361,7 @@ export class Broker implements BrokerApi {
   /** entityOperations/upsert: create missing entities; existing ones are replaced or updated (options=update). */
   async batchUpsert(tenant: string, body: unknown, ctxRef: ContextRef, mode: 'replace' | 'update', perItemContext = false): Promise<BatchResult & { created: string[] }> {
     const { ok, errors } = await this.normalizeBatch(body, ctxRef, perItemContext);
-    const merged = mergeDuplicates(ok);
+    const merged = mergeDuplicates(ok, mode);
     const created: string[] = [];
     const evs: ChangeEvent[] = [];
     await this.db.tx(async (db) => {
@@ -345,7 +398,7 @@ export class Broker implements BrokerApi {
       }
       await this.repo.saveMany(db, tenant, toSave);
     });
-    this.emit(evs);
+    await this.emit(evs);
     return { success: merged.map((e) => e.id), errors, created };
   }
 
@@ -354,24 +407,28 @@ export class Broker implements BrokerApi {
     const { ok, errors } = await this.normalizeBatch(body, ctxRef, perItemContext, { typeOptional: true });
     return this.batchApply(tenant, ok, errors, (cur, e, now) => {
       const next = clone(cur);
+      if (!Object.keys(e.attrs).length && !e.type.length && !e.scope)
+        throw new ProblemError('BadRequestData', `The update of "${e.id}" holds no attribute.`);
+      const kept: string[] = [];
       for (const t of e.type) if (!next.type.includes(t)) next.type.push(t);
+      if (e.scope) next.scope = e.scope;
       for (const [name, insts] of Object.entries(e.attrs)) {
         const out = [...(next.attrs[name] ?? [])];
         for (const inst of insts) {
           const idx = out.findIndex((x) => (x.datasetId ?? '') === (inst.datasetId ?? ''));
-          if (idx >= 0 && noOverwrite) continue;
+          if (idx >= 0 && noOverwrite) { kept.push(name); continue; }
           stamp(inst, idx >= 0 ? out[idx] : undefined, now);
           if (idx >= 0) out[idx] = inst;
           else out.push(inst);
         }
         next.attrs[name] = out;
       }
-      return { next, changed: Object.keys(e.attrs) };
+      return { next, changed: Object.keys(e.attrs), partial: kept.length ? `Not overwritten (noOverwrite): ${kept.join(', ')}.` : undefined };
     });
   }
 
   async batchMerge(tenant: string, body: unknown, ctxRef: ContextRef, perItemContext = false): Promise<BatchResult> {
-    const { ok, errors } = await this.normalizeBatch(body, ctxRef, perItemContext, { allowNull: true, typeOptional: true });
+    const { ok, errors } = await this.normalizeBatch(body, ctxRef, perItemContext, { allowNull: true, mergePatch: true, typeOptional: true });
     return this.batchApply(tenant, ok, errors, (cur, e, now) => mergeInto(cur, e, now));
   }
 
@@ -379,7 +436,7 @@ export class Broker implements BrokerApi {
     tenant: string,
     ok: StoredEntity[],
     errors: BatchResult['errors'],
-    apply: (cur: StoredEntity, frag: StoredEntity, now: string) => { next: StoredEntity; changed: string[]; deleted?: string[] },
+    apply: (cur: StoredEntity, frag: StoredEntity, now: string) => { next: StoredEntity; changed: string[]; deleted?: string[]; partial?: string },
   ): Promise<BatchResult> {
     const success: string[] = [];
     const evs: ChangeEvent[] = [];
@@ -398,7 +455,8 @@ export class Broker implements BrokerApi {
           const r = apply(cur, frag, now);
           r.next.modifiedAt = now;
           toSave.set(frag.id, r.next);
-          success.push(frag.id);
+          if (r.partial) errors.push({ entityId: frag.id, error: new ProblemError('BadRequestData', r.partial).toProblem() as Problem });
+          else success.push(frag.id);
           evs.push({ tenant, entityId: frag.id, types: r.next.type, kind: 'update', before: cur, after: r.next, changedAttrs: r.changed, deletedAttrs: r.deleted, at: now });
         } catch (err) {
           errors.push({ entityId: frag.id, error: toProblem(err) });
@@ -406,7 +464,7 @@ export class Broker implements BrokerApi {
       }
       await this.repo.saveMany(db, tenant, [...toSave.values()]);
     });
-    this.emit(evs);
+    await this.emit(evs);
     return { success: [...new Set(success)], errors };
   }
 
@@ -423,9 +481,14 @@ export class Broker implements BrokerApi {
     }
     const gone = (await this.repo.tenantExists(tenant)) ? await this.db.tx((db) => this.repo.deleteMany(db, tenant, [...new Set(ids)])) : [];
     const goneIds = new Set(gone.map((e) => e.id));
-    for (const id of new Set(ids)) if (!goneIds.has(id)) errors.push({ entityId: id, error: notFoundProblem(id) });
-    this.emitDeletes(tenant, gone);
-    return { success: [...goneIds], errors };
+    const success: string[] = [];
+    // the same id twice: the first delete succeeds, the second finds nothing
+    for (const id of ids) {
+      if (goneIds.has(id)) { success.push(id); goneIds.delete(id); }
+      else errors.push({ entityId: id, error: notFoundProblem(id) });
+    }
+    await this.emitDeletes(tenant, gone);
+    return { success, errors };
   }
 
   // ---------- queries ----------
@@ -450,9 +513,14 @@ export class Broker implements BrokerApi {
     if (!(await this.repo.tenantExists(tenant))) throw new ProblemError('NonexistentTenant', `Tenant "${tenant}" does not exist.`);
     let stored: StoredEntity[];
     let count: number | undefined;
-    if (plan.post) {
-      // exact predicates that SQL cannot express (geometry): filter all candidates, then page
-      const all = (await this.repo.select(tenant, plan.where, plan.params)).filter(plan.post);
+    if (plan.post || plan.linkedMatch || plan.sort) {
+      // exact predicates that SQL cannot express (geometry, linked-entity q): filter all candidates, then page
+      let all = await this.repo.select(tenant, plan.where, plan.params);
+      if (plan.post) all = all.filter(plan.post);
+      if (plan.linkedMatch) {
+        const known = await loadLinked(all, { keepId: true, keepType: true }, plan.qLinkedDepth, (ids) => this.loadMany(tenant, ids));
+        all = all.filter((e) => plan.linkedMatch!(e, (id) => known.get(id)));
+      }
       if (plan.sort) all.sort(plan.sort);
       count = all.length;
       stored = limit === 0 ? [] : all.slice(offset, offset + limit);
@@ -470,32 +538,107 @@ export class Broker implements BrokerApi {
       keepId: plan.keepId,
       keepType: plan.keepType,
     };
-    const entities = stored.map((e) => renderEntity(e, ctx, ro));
+    if (plan.pick || plan.omit || !plan.keepId || !plan.keepType) {
+      // entities with no member left after pick / omit are not returned (clause 4.21)
+      const rendered = stored.map((e) => renderEntity(e, ctx, ro));
+      stored = stored.filter((_e, k) => Object.keys(rendered[k]).length > 0);
+    }
+    const entities = params.join && params.join !== '@none'
+      ? await renderJoined(stored, ctx, ro, plan, params.join, params.joinLevel ?? 1, (ids) => this.loadMany(tenant, ids))
+      : stored.map((e) => renderEntity(e, ctx, ro));
     return { entities, count: params.count ? count : undefined, stored, ctx };
   }
 
-  /** DELETE /entities?type=... (purge): deletes every match; returns how many. */
-  async purge(tenant: string, params: QueryParams): Promise<number> {
-    const { plan } = await this.compile(params);
+  /** Entities by id (missing ones are absent from the map), through the cache. */
+  async loadMany(tenant: string, ids: string[]): Promise<Map<string, StoredEntity>> {
+    const out = new Map<string, StoredEntity>();
+    const rest: string[] = [];
+    for (const id of ids) {
+      const hit = this.cache.get(tenant, id);
+      if (hit) out.set(id, hit);
+      else rest.push(id);
+    }
+    if (rest.length) for (const [id, e] of await this.repo.getMany(tenant, rest)) out.set(id, e);
+    return out;
+  }
+
+  /** DELETE /entities?type=... (purge): deletes every match, or only drops / keeps attributes; returns how many. */
+  async purge(tenant: string, params: QueryParams, opts: { keep?: string[]; drop?: string[] } = {}): Promise<number> {
+    const { plan, ctx } = await this.compile(params);
     await this.assertTenant(tenant);
     let victims = await this.repo.select(tenant, plan.where, plan.params);
     if (plan.post) victims = victims.filter(plan.post);
     if (!victims.length) return 0;
+    if (opts.keep || opts.drop) {
+      const names = new Set((opts.keep ?? opts.drop)!.map((a) => ctx.expandTerm(a)));
+      const keep = !!opts.keep;
+      const now = nowIso();
+      const evs: ChangeEvent[] = [];
+      await this.db.tx(async (db) => {
+        const out: StoredEntity[] = [];
+        for (const cur of victims) {
+          const next = clone(cur);
+          const deleted: string[] = [];
+          for (const a of Object.keys(next.attrs)) if (names.has(a) !== keep) { delete next.attrs[a]; deleted.push(a); }
+          if (!deleted.length) continue;
+          next.modifiedAt = now;
+          out.push(next);
+          evs.push({ tenant, entityId: cur.id, types: cur.type, kind: 'update', before: cur, after: next, changedAttrs: [], deletedAttrs: deleted, at: now });
+        }
+        await this.repo.saveMany(db, tenant, out);
+      });
+      await this.emit(evs);
+      return evs.length;
+    }
     const gone = await this.db.tx((db) => this.repo.deleteMany(db, tenant, victims.map((e) => e.id)));
-    this.emitDeletes(tenant, gone);
+    await this.emitDeletes(tenant, gone);
     return gone.length;
+  }
+
+  /** Deletes transient entities whose expiry passed (reads already hide them); returns how many. */
+  async reapExpired(): Promise<number> {
+    const rows = await this.repo.expired();
+    const byTenant = new Map<string, string[]>();
+    for (const r of rows) byTenant.set(r.tenant, [...(byTenant.get(r.tenant) ?? []), r.id]);
+    let n = 0;
+    for (const [tenant, ids] of byTenant) {
+      const gone = await this.db.tx((db) => this.repo.deleteMany(db, tenant, ids));
+      await this.emitDeletes(tenant, gone);
+      n += gone.length;
+    }
+    return n;
   }
 
   render(e: StoredEntity, ctx: TermResolver, o: RenderOptions) {
     return renderEntity(e, ctx, o);
   }
 
-  private emit(evs: ChangeEvent[]) {
-    if (evs.length) this.bus.publish(evs);
+  private emit(evs: ChangeEvent[]): Promise<void> {
+    if (!evs.length) return Promise.resolve();
+    for (const ev of evs) {
+      if (ev.after) this.cache.set(ev.tenant, ev.after);
+      else this.cache.delete(ev.tenant, ev.entityId);
+    }
+    return this.bus.publish(evs);
   }
 }
 
 // ---------- helpers ----------
+
+function mergePatch(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...target };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else if (isObject(v) && isObject(out[k])) out[k] = mergePatch(out[k] as Record<string, unknown>, v);
+    else if (isObject(v)) out[k] = mergePatch({}, v);
+    else out[k] = v;
+  }
+  return out;
+}
+
+function isExpired(e: StoredEntity): boolean {
+  return e.expiresAt !== undefined && e.expiresAt <= new Date().toISOString();
+}
 
 function clone(e: StoredEntity): StoredEntity {
   return { ...e, type: [...e.type], scope: e.scope ? [...e.scope] : undefined, attrs: { ...e.attrs } };
@@ -508,7 +651,10 @@ function stamp(inst: AttrInstance, old: AttrInstance | undefined, now: string) {
 }
 
 function isNullInstance(i: AttrInstance): boolean {
-  return i.value === NGSI_NULL || i.object === NGSI_NULL || i.vocab === NGSI_NULL || (i.languageMap as unknown) === NGSI_NULL || (i.valueList as unknown) === NGSI_NULL || (i.objectList as unknown) === NGSI_NULL;
+  const lm = i.languageMap as Record<string, unknown> | undefined;
+  if (lm && typeof lm === 'object' && lm['@none'] === NGSI_NULL && Object.keys(lm).length === 1) return true;
+  if (i.json !== undefined && typeof i.json === 'object' && i.json !== null && (i.json as Record<string, unknown>)['@none'] === NGSI_NULL) return true;
+  return i.json === NGSI_NULL || i.value === NGSI_NULL || i.object === NGSI_NULL || i.vocab === NGSI_NULL || (i.languageMap as unknown) === NGSI_NULL || (i.valueList as unknown) === NGSI_NULL || (i.objectList as unknown) === NGSI_NULL;
 }
 
 /** Merge-patch semantics (clause 5.6.17): NGSI-LD Null deletes, instances are merged member by member. */
@@ -518,6 +664,7 @@ function mergeInto(cur: StoredEntity, frag: StoredEntity, now: string) {
   const deleted: string[] = [];
   for (const t of frag.type) if (!next.type.includes(t)) next.type.push(t);
   if (frag.scope) next.scope = frag.scope;
+  if (frag.expiresAt) next.expiresAt = frag.expiresAt;
   for (const [name, insts] of Object.entries(frag.attrs)) {
     let out = [...(next.attrs[name] ?? [])];
     for (const inst of insts) {
@@ -529,6 +676,8 @@ function mergeInto(cur: StoredEntity, frag: StoredEntity, now: string) {
       if (idx >= 0) {
         const old = out[idx];
         const m: AttrInstance = { ...old, ...inst };
+        // JSON merge-patch (RFC 7396) inside structured values: null removes a key
+        if (isObject(old.value) && isObject(inst.value)) m.value = mergePatch(old.value, inst.value);
         for (const k of Object.keys(inst)) {
           const v = inst[k] as AttrInstance | undefined;
           if (!INSTANCE_CORE_KEYS.has(k) && v && typeof v === 'object' && isNullInstance(v)) delete m[k];
@@ -536,6 +685,7 @@ function mergeInto(cur: StoredEntity, frag: StoredEntity, now: string) {
         stamp(m, old, now);
         out[idx] = m;
       } else {
+        if (isObject(inst.value)) inst.value = mergePatch({}, inst.value);
         stamp(inst, undefined, now);
         out = [...out, inst];
       }
@@ -579,12 +729,12 @@ function dedupeFirst(ok: StoredEntity[], errors: BatchResult['errors'], why: str
   return out;
 }
 
-/** Later occurrences of the same id in one upsert batch win (applied in order). */
-function mergeDuplicates(ok: StoredEntity[]): StoredEntity[] {
+/** Later occurrences of the same id in one upsert batch win: wholly (replace) or attribute by attribute (update). */
+function mergeDuplicates(ok: StoredEntity[], mode: 'replace' | 'update'): StoredEntity[] {
   const m = new Map<string, StoredEntity>();
   for (const e of ok) {
     const prev = m.get(e.id);
-    if (!prev) { m.set(e.id, e); continue; }
+    if (!prev || mode === 'replace') { m.set(e.id, e); continue; }
     m.set(e.id, { ...e, type: [...new Set([...prev.type, ...e.type])], attrs: { ...prev.attrs, ...e.attrs } });
   }
   return [...m.values()];

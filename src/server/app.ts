@@ -2,6 +2,10 @@ import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import { ProblemError } from '../common/problem.ts';
 import type { Platform, UrbisModule } from '../platform.ts';
 import { ngsiLdRoutes } from '../ngsi-ld/api/routes.ts';
+import { infoRoutes } from '../ngsi-ld/api/info.ts';
+import { checkRouteQueryParams } from '../ngsi-ld/api/http.ts';
+
+const NGSI_LD = '/ngsi-ld/';
 
 const JSON_TYPES = ['application/json', 'application/ld+json', 'application/merge-patch+json', 'application/geo+json'];
 
@@ -14,8 +18,7 @@ export async function buildApp(p: Platform, modules: UrbisModule[]): Promise<Fas
     connectionTimeout: 60_000,
     requestTimeout: 60_000,
     keepAliveTimeout: 72_000,
-    maxParamLength: 2048,
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
   });
 
   app.removeAllContentTypeParsers();
@@ -54,6 +57,28 @@ export async function buildApp(p: Platform, modules: UrbisModule[]): Promise<Fas
     reply.code(404).header('content-type', 'application/json').send(JSON.stringify(pe.toProblem()));
   });
 
+  // NGSI-LD request preconditions (6.3.4), decided before anything else (tenant, body, route)
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith(NGSI_LD)) return;
+    if ((req.method === 'POST' || req.method === 'PATCH' || req.method === 'PUT') && req.headers['content-length'] === undefined) {
+      // "Content-Length" absent (e.g. chunked): just 411, without a payload body
+      return reply.code(411).send();
+    }
+    checkRouteQueryParams(req);
+  });
+  // NGSI-LD clients compare Content-Type exactly: no charset suffix on JSON; NGSILD-Tenant is echoed (6.3.14)
+  app.addHook('onSend', async (req, reply, payload) => {
+    const ct = reply.getHeader('content-type');
+    if (typeof ct === 'string' && ct.includes('json') && /;\s*charset=utf-8$/i.test(ct)) reply.header('content-type', ct.replace(/;\s*charset=utf-8$/i, ''));
+    if (req.url.startsWith(NGSI_LD)) {
+      const t = req.headers['ngsild-tenant'];
+      if (typeof t === 'string' && t !== '' && reply.getHeader('NGSILD-Tenant') === undefined) reply.header('NGSILD-Tenant', t);
+    }
+    return payload;
+  });
+
+  for (const m of modules) if (m.hooks) await m.hooks(app, p);
+
   app.get('/health', async () => ({
     status: 'ok',
     store: p.db.kind,
@@ -63,6 +88,7 @@ export async function buildApp(p: Platform, modules: UrbisModule[]): Promise<Fas
   }));
 
   await app.register(async (scope) => ngsiLdRoutes(scope, p), { prefix: '/ngsi-ld/v1' });
+  await app.register(async (scope) => infoRoutes(scope, p), { prefix: '/ngsi-ld/v1' });
   for (const m of modules) {
     if (m.routes) await app.register(async (scope) => m.routes!(scope, p));
   }

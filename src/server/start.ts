@@ -40,13 +40,15 @@ export async function startPlatform(opts: StartOptions = {}): Promise<Running> {
   const loader = new ContextLoader({ timeoutMs: config.contextTimeoutMs });
   const registry = new ContextRegistry({ baseUrl: config.baseUrl, store: new SqlContextStore(db), loader, onError: (e) => log.warn('context store write failed', { err: e }) });
   await registry.init();
-  const broker = new Broker(db, bus, loader, { maxLimit: config.maxLimit, defaultLimit: config.defaultLimit });
+  const broker = new Broker(db, bus, loader, { maxLimit: config.maxLimit, defaultLimit: config.defaultLimit, cacheSize: config.entityCacheSize });
   const platform: Platform = { config, db, bus, log, clock: opts.clock ?? systemClock, broker, services: new Map() };
   platform.services.set('jsonld.registry', registry);
   platform.services.set('jsonld.loader', loader);
   if (!config.auth) log.warn('URBIS_AUTH=off: every API is open to anyone who can reach this port. Use only for local development and conformance runs.');
 
-  const mods = opts.modules ?? defaultModules;
+  // URBIS_MODULES=a,b runs only those modules (e.g. a bare broker for conformance runs: URBIS_MODULES=none)
+  const only = process.env.URBIS_MODULES?.split(',').map((x) => x.trim()).filter(Boolean);
+  const mods = opts.modules ?? (only ? defaultModules.filter((m) => only.includes(m.name)) : defaultModules);
   const started: UrbisModule[] = [];
   try {
     for (const m of mods) {
@@ -59,6 +61,8 @@ export async function startPlatform(opts: StartOptions = {}): Promise<Running> {
     throw e;
   }
   const app = await buildApp(platform, mods);
+  const reaper = setInterval(() => void broker.reapExpired().catch((e) => log.warn('reaping expired entities failed', { err: e })), 10_000);
+  reaper.unref();
   let url = '';
   if (!opts.noListen) {
     url = await app.listen({ port: config.port, host: config.host });
@@ -71,6 +75,7 @@ export async function startPlatform(opts: StartOptions = {}): Promise<Running> {
     app,
     url,
     async close() {
+      clearInterval(reaper);
       await app.close();
       for (const m of [...started].reverse()) await m.stop?.().catch((e) => log.warn(`stopping ${m.name} failed`, { err: e }));
       await registry.settled?.().catch(() => {});

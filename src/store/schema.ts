@@ -86,6 +86,12 @@ CREATE OR REPLACE VIEW gis_entities AS
   SELECT tenant, id, types[1] AS type, modified_at, geom, attrs FROM entities WHERE geom IS NOT NULL;
 `,
   },
+  {
+    // transient entities (clause 4.22): expiry instant, ISO text like created_at
+    version: 3,
+    sql: `ALTER TABLE entities ADD COLUMN IF NOT EXISTS expires_at text;
+CREATE INDEX IF NOT EXISTS entities_expires_at ON entities (expires_at) WHERE expires_at IS NOT NULL;`,
+  },
 ];
 
 export async function migrate(db: Db): Promise<void> {

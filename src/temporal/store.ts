@@ -199,8 +199,9 @@ export class HistoryStore {
                           INSERT INTO ${name} SELECT * FROM moved`);
             await t.exec(`ALTER TABLE attr_history ATTACH PARTITION ${name} FOR VALUES FROM (${m}) TO (${next})`);
           });
-        } catch {
-          // another node attached it concurrently: fine
+        } catch (e) {
+          // another node attached it concurrently: fine (rows then go to that partition or the default one)
+          if (process.env.URBIS_DEBUG_PARTITIONS) console.error('partition', name, e);
         }
       }
       this.partitions.add(m);
@@ -306,12 +307,11 @@ export class HistoryStore {
       if (entRows.length) {
         await t.query(
           `INSERT INTO temporal_entities (tenant, id, types, scopes, created_at, modified_at, deleted_at)
-           SELECT DISTINCT ON (x.tenant, x.id) x.tenant, x.id, ARRAY(SELECT jsonb_array_elements_text(x.types)),
-                  CASE WHEN x.scopes IS NULL OR jsonb_typeof(x.scopes) <> 'array' THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(x.scopes)) END,
-                  x.created_at, x.modified_at, x.deleted_at
-           FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY AS x(tenant text, id text, types jsonb, scopes jsonb, created_at bigint,
-                modified_at bigint, deleted_at bigint, ord bigint)
-           ORDER BY x.tenant, x.id, x.ord DESC
+           SELECT DISTINCT ON (j->>'tenant', j->>'id') j->>'tenant', j->>'id', ARRAY(SELECT jsonb_array_elements_text(j->'types')),
+                  CASE WHEN jsonb_typeof(j->'scopes') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(j->'scopes')) END,
+                  (j->>'created_at')::bigint, (j->>'modified_at')::bigint, (j->>'deleted_at')::bigint
+           FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(j, ord)
+           ORDER BY j->>'tenant', j->>'id', a.ord DESC
            ON CONFLICT (tenant, id) DO UPDATE SET types = excluded.types, scopes = excluded.scopes,
              modified_at = GREATEST(temporal_entities.modified_at, excluded.modified_at), deleted_at = excluded.deleted_at,
              created_at = LEAST(temporal_entities.created_at, excluded.created_at)`,

@@ -372,7 +372,7 @@ describe('ContextLoader', () => {
     await assert.rejects(loader.resolve(`${base}/deep/10`), problem('BadRequestData', /deeper than 4/));
     assert.equal((await loader.resolve(`${base}/deep/2`)).expandTerm('deepest'), 'http://example.org/deepest');
   });
-  test('404, non-JSON, unreachable and timeout: LdContextNotAvailable naming the URL', async () => {
+  test('404, unreachable and timeout: LdContextNotAvailable naming the URL; non-JSON: BadRequestData (5.5.6)', async () => {
     const loader = new ContextLoader({ timeoutMs: 150 });
     await assert.rejects(loader.resolve(`${base}/missing.jsonld`), (e: unknown) => {
       assert.ok(e instanceof ProblemError);
@@ -381,7 +381,7 @@ describe('ContextLoader', () => {
       assert.match(e.message, /missing\.jsonld.*HTTP 404/);
       return true;
     });
-    await assert.rejects(loader.resolve(`${base}/notjson`), problem('LdContextNotAvailable', /notjson.*not JSON/));
+    await assert.rejects(loader.resolve(`${base}/notjson`), problem('BadRequestData', /notjson.*not JSON/));
     await assert.rejects(loader.resolve('http://127.0.0.1:1/ctx.jsonld'), problem('LdContextNotAvailable', /127\.0\.0\.1:1.*unreachable/));
     const t0 = Date.now();
     await assert.rejects(loader.resolve(`${base}/slow`), problem('LdContextNotAvailable', /slow.*150 ms/));
@@ -427,7 +427,7 @@ describe('ContextRegistry', () => {
     const reg = make();
     const { id, url } = await reg.add(minimal);
     assert.equal(id, 'urn:ngsi-ld:Context:1');
-    assert.equal(url, 'http://broker.example:1026/ngsi-ld/v1/jsonldContexts/urn%3Angsi-ld%3AContext%3A1');
+    assert.equal(url, 'http://broker.example:1026/ngsi-ld/v1/jsonldContexts/urn:ngsi-ld:Context:1');
     assert.deepEqual(reg.get(id), minimal);
     assert.deepEqual(reg.get(url), minimal);
     const d = reg.get(id, { details: 'true' }) as ContextDetails;

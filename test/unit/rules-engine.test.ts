@@ -342,7 +342,7 @@ test('action plans: webhook / mqtt / email / service request, Alert entity (Smar
   const sr = raise[3].entity!;
   assert.equal(sr.type, 'ServiceRequest');
   assert.deepEqual(sr.service_code, { type: 'Property', value: 'air-001' });
-  assert.deepEqual(sr.status, { type: 'Property', value: 'open' });
+  assert.deepEqual(sr.request_status, { type: 'Property', value: 'open' });
   assert.deepEqual(sr.location, { type: 'GeoProperty', value: { type: 'Point', coordinates: [-3.7, 40.4] } });
   const a = h.engine.alarms.list()[0];
   assert.equal(a.serviceRequestId, sr.id);
@@ -362,7 +362,7 @@ test('action plans: webhook / mqtt / email / service request, Alert entity (Smar
   h.write(S1, AQ, { pm25: 5 });
   const clear = h.plans.filter((p) => p.event === 'clear');
   assert.deepEqual(clear.map((p) => p.action.type), ['webhook', 'email', 'serviceRequest']);
-  assert.deepEqual(clear[2].entity!.status, { type: 'Property', value: 'closed' });
+  assert.deepEqual(clear[2].entity!.request_status, { type: 'Property', value: 'closed' });
   assert.ok(alertEntity(h.engine.alarms.list()[0], r).validTo);
   assert.equal(planActions(r, { event: 'update', alarm: a }).length, 0);
   const re = ruleEntity(r);

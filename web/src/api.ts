@@ -111,9 +111,9 @@ export async function listTypes(): Promise<string[]> {
  * All entities of a type as GeoJSON (keyValues), fetched in pages of 1000: the first page asks
  * for the count, the rest are requested in parallel.
  */
-export async function entitiesGeoJson(type: string, signal?: AbortSignal): Promise<Feature[]> {
+export async function entitiesGeoJson(type: string, attrs?: string[], signal?: AbortSignal): Promise<Feature[]> {
   const page = (offset: number, count: boolean) =>
-    request(`${NGSI}/entities${qs({ type, options: 'keyValues', limit: MAX_LIMIT, offset, count: count || undefined })}`, {
+    request(`${NGSI}/entities${qs({ type, attrs: attrs?.join(','), options: 'keyValues', limit: MAX_LIMIT, offset, count: count || undefined })}`, {
       accept: 'application/geo+json',
       signal,
     });
@@ -138,9 +138,22 @@ export async function entitiesGeoJson(type: string, signal?: AbortSignal): Promi
 }
 
 function featuresOf(x: unknown): Feature[] {
-  if (Array.isArray(x)) return x as Feature[];
-  if (x && typeof x === 'object' && Array.isArray((x as FeatureCollection).features)) return (x as FeatureCollection).features;
-  return [];
+  const list = Array.isArray(x) ? (x as Feature[]) : x && typeof x === 'object' && Array.isArray((x as FeatureCollection).features) ? (x as FeatureCollection).features : [];
+  for (const f of list) if (f.properties) f.properties = shortKeys(f.properties);
+  return list;
+}
+
+/**
+ * Attribute names that the broker could not compact with the core context arrive as full IRIs;
+ * the dashboard works with short names (the live feed sends the same short names).
+ */
+export function shortKeys(o: Record<string, unknown>): Record<string, unknown> {
+  let iri = false;
+  for (const k in o) if (k.includes('/') || k.includes('#')) iri = true;
+  if (!iri) return o;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k.includes('/') || k.includes('#') ? (/[^/#:]+$/.exec(k)?.[0] ?? k) : k] = v;
+  return out;
 }
 
 /** entities as keyValues JSON, all pages */
@@ -150,7 +163,7 @@ export async function queryKeyValues(params: Record<string, string | undefined>)
     const page = await getJson<Record<string, unknown>[]>(
       `${NGSI}/entities${qs({ ...params, options: 'keyValues', limit: MAX_LIMIT, offset })}`,
     );
-    out.push(...page);
+    out.push(...page.map(shortKeys));
     if (page.length < MAX_LIMIT) return out;
   }
 }

@@ -9,6 +9,8 @@ export interface DashboardConfig {
   attribution: string;
   center: [number, number];
   zoom: number;
+  /** initial view (overrides center/zoom): [[west, south], [east, north]] */
+  bounds?: [[number, number], [number, number]];
   /** true when the platform requires sign-in */
   auth: boolean;
   city: string;
@@ -20,6 +22,7 @@ export const defaults: DashboardConfig = {
   attribution: '',
   center: [-3.8099, 43.4623], // Santander
   zoom: 12.5,
+  bounds: [[-3.895, 43.432], [-3.762, 43.492]], // Santander
   auth: false,
   city: 'Santander',
 };

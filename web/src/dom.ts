@@ -7,6 +7,8 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   for (const [k, v] of Object.entries(attrs)) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2).toLowerCase(), v);
+    // CSSOM, not a style attribute: the platform's CSP (style-src 'self') blocks inline style attributes
+    else if (k === 'style') el.style.cssText = String(v);
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));
   }
@@ -40,8 +42,16 @@ export function announce(msg: string): void {
   }
 }
 
+/** ISO string of a date value, also from a keyValues DateTime object {"@type":"DateTime","@value":...} */
+export function isoOf(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { '@value'?: unknown })['@value'] === 'string') return (v as { '@value': string })['@value'];
+  return undefined;
+}
+
 export function relTime(iso: unknown, now = Date.now()): string {
-  const t = typeof iso === 'string' ? Date.parse(iso) : NaN;
+  const str = isoOf(iso);
+  const t = str ? Date.parse(str) : NaN;
   if (!Number.isFinite(t)) return '—';
   const s = Math.round((now - t) / 1000);
   if (Math.abs(s) < 60) return `${s}s`;
@@ -53,7 +63,8 @@ export function relTime(iso: unknown, now = Date.now()): string {
 }
 
 export function fmtTime(iso: unknown): string {
-  const t = typeof iso === 'string' ? Date.parse(iso) : NaN;
+  const s = isoOf(iso);
+  const t = s ? Date.parse(s) : NaN;
   return Number.isFinite(t) ? new Date(t).toLocaleString() : '—';
 }
 

@@ -82,6 +82,20 @@ export function shortName(iri: string): string {
   return m ? m[0] : iri;
 }
 
+/**
+ * Attributes the map needs per type family (GeoJSON `attrs=`: smaller pages for 10k entities);
+ * undefined = all. `status` is left out: it is a reserved core term the broker refuses as a name.
+ */
+export function mapAttrs(type: string): string[] | undefined {
+  switch (family(type)) {
+    case 'parking': return ['name', 'parkingStatus', 'occupancyStatus', 'spotStatus', 'availableSpotNumber', 'location'];
+    case 'air': return ['name', 'no2', 'pm10', 'pm25', 'o3', 'so2', 'airQualityLevel', 'airQualityIndex', 'location'];
+    case 'waste': return ['name', 'fillingLevel', 'location'];
+    case 'device': return ['name', 'deviceState', 'dateLastValueReported', 'batteryLevel', 'healthIssues', 'location'];
+    default: return undefined;
+  }
+}
+
 /** A device is silent when it has not reported for this long (ms). */
 export const SILENT_AFTER_MS = 60 * 60 * 1000;
 
@@ -93,6 +107,7 @@ function num(v: unknown): number | undefined {
 }
 function str(v: unknown): string | undefined {
   if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && '@value' in v) return str((v as { '@value': unknown })['@value']);
   if (v && typeof v === 'object' && 'value' in v) return str((v as { value: unknown }).value);
   if (v && typeof v === 'object' && 'vocab' in v) return str((v as { vocab: unknown }).vocab);
   return undefined;
@@ -105,12 +120,18 @@ export function stateOf(type: string, p: Record<string, unknown>, now = Date.now
     case 'waste': return wasteState(p);
     case 'device': return deviceState(p, now);
     case 'alert': return 'alarm';
-    default: return p.status === undefined ? 'unknown' : 'ok';
+    default: return 'ok';
   }
 }
 
+/**
+ * `status` is a reserved NGSI-LD core term (subscriptions), so feeds may carry the Smart Data Models
+ * ParkingSpot status under another name; the first present of these is used.
+ */
+export const PARKING_STATUS_ATTRS = ['status', 'parkingStatus', 'occupancyStatus', 'spotStatus'];
+
 export function parkingState(p: Record<string, unknown>): StateKey {
-  const s = str(p.status)?.toLowerCase();
+  const s = str(PARKING_STATUS_ATTRS.map((k) => p[k]).find((v) => v !== undefined))?.toLowerCase();
   if (s === 'free' || s === 'available') return 'free';
   if (s === 'occupied' || s === 'full' || s === 'closed') return 'occupied';
   const avail = num(p.availableSpotNumber);
@@ -165,7 +186,7 @@ export function deviceState(p: Record<string, unknown>, now = Date.now()): State
   if (issues.some((i) => /^(frozen|outOfRange|malformed)/.test(i))) return 'faulty';
   if (issues.includes('silent')) return 'silent';
   if (s && /silent|offline|disconnected|inactive|off$/.test(s)) return 'silent';
-  const last = str(p.dateLastValueReported);
+  const last = str(p.dateLastValueReported);  // string or {"@type":"DateTime","@value":...}
   const t = last ? Date.parse(last) : NaN;
   if (Number.isFinite(t) && now - t > SILENT_AFTER_MS) return 'silent';
   if (!Number.isFinite(t) && !s) return 'silent';
@@ -178,8 +199,13 @@ export function severityRank(sev: unknown): number {
   return i === -1 ? SEVERITY_ORDER.length : i;
 }
 
+/** lifecycle status of an Alert: `alarmStatus` (rules module) or SDM `status` */
+export function alertStatus(p: Record<string, unknown>): string {
+  return (str(p.alarmStatus) ?? str(p.status) ?? 'active').toLowerCase();
+}
+
 /** An alert still needs attention unless it was cleared/closed/resolved. */
 export function isActiveAlert(p: Record<string, unknown>): boolean {
-  const s = str(p.status)?.toLowerCase() ?? 'active';
+  const s = alertStatus(p);
   return !/^(cleared|closed|resolved|inactive|solved)$/.test(s);
 }

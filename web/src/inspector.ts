@@ -138,7 +138,7 @@ export class Inspector {
   }
 
   private attrTable(attrs: Attr[]): HTMLElement {
-    const rows = attrs.filter((a) => a.targets.length === 0);
+    const rows = attrs.filter((a) => a.targets.length === 0).sort((a, b) => (a.name === 'name' ? -1 : b.name === 'name' ? 1 : a.name.localeCompare(b.name)));
     return h(
       'table',
       { class: 'attrs' },

@@ -57,8 +57,11 @@ export class LiveFeed {
   }
   /** reconnect now (e.g. after sign-in) */
   restart(): void {
+    this.backoff = 1000;
     this.ctrl?.abort();
+    this.wake?.();
   }
+  private wake: (() => void) | null = null;
 
   private setState(s: LiveState): void {
     this.state = s;
@@ -92,7 +95,14 @@ export class LiveFeed {
       }
       this.setState('closed');
       if (this.stopped) return;
-      await new Promise((r) => setTimeout(r, this.backoff));
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, this.backoff);
+        this.wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      });
+      this.wake = null;
       this.backoff = Math.min(this.backoff * 2, 30_000);
     }
   }

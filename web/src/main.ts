@@ -2,7 +2,7 @@
 import './styles.css';
 import { t, setLanguage, language, type StringKey } from './strings.ts';
 import { h, replace, announce } from './dom.ts';
-import { loadConfig, config } from './config.ts';
+import { loadConfig } from './config.ts';
 import { onUnauthorized } from './api.ts';
 import { showLogin, signedIn, signOut } from './auth.ts';
 import { live, type LiveState } from './live.ts';
@@ -58,8 +58,11 @@ $('view-kpi').append(kpi.el);
 const devices = new DevicesView({ onOpen: (id) => void jumpTo(id, true) });
 $('view-devices').append(devices.el);
 
+/** runtime config (tile URL, initial view); the map waits for it, data loading does not */
+const configReady = loadConfig();
+
 function ensureMap(): Promise<MapView> {
-  mapLoading ??= import('./map/map-view.ts').then(async (m) => {
+  mapLoading ??= Promise.all([import('./map/map-view.ts'), configReady]).then(async ([m]) => {
     mapView = new m.MapView($('map'), $('map-sidebar'), { onSelect: (id) => void select(id) });
     await mapView.whenReady();
     return mapView;
@@ -137,14 +140,18 @@ live.onResync(() => {
 });
 
 // ---------- start ----------
+function showUser(): void {
+  if (signedIn()) replace($('user-slot'), h('button', { type: 'button', class: 'btn small secondary', onclick: signOut }, t('logout')));
+}
+
 async function start(): Promise<void> {
+  // sign-in is asked for by the first API call answered 401 (auth on, no valid token)
+  onUnauthorized(() => showLogin(() => {
+    showUser();
+    live.restart();
+  }));
   route();
-  await loadConfig();
-  onUnauthorized(() => showLogin(() => live.restart()));
-  if (config.auth && !signedIn()) await showLogin();
-  if (signedIn()) {
-    replace($('user-slot'), h('button', { type: 'button', class: 'btn small secondary', onclick: signOut }, t('logout')));
-  }
+  showUser();
   live.start();
   const mapP = currentRoute() === 'map' ? ensureMap() : null;
   const dataP = store.load();

@@ -6,7 +6,7 @@
 import { entitiesGeoJson, listTypes, type Feature } from './api.ts';
 import { representativePoint, type Pos } from './geo.ts';
 import type { LiveChange } from './live.ts';
-import { shortName } from './entity-state.ts';
+import { shortName, mapAttrs } from './entity-state.ts';
 
 export interface Entity {
   id: string;
@@ -41,7 +41,7 @@ export class CityStore {
     this.types = [...new Set(types)].sort();
     await Promise.all(
       this.types.map(async (type) => {
-        const features = await entitiesGeoJson(type).catch(() => [] as Feature[]);
+        const features = await entitiesGeoJson(type, mapAttrs(type)).catch(() => entitiesGeoJson(type)).catch(() => [] as Feature[]);
         this.setType(type, features);
         onType?.(type);
       }),
@@ -50,7 +50,7 @@ export class CityStore {
   }
 
   async reloadType(type: string): Promise<void> {
-    this.setType(type, await entitiesGeoJson(type));
+    this.setType(type, await entitiesGeoJson(type, mapAttrs(type)));
   }
 
   private setType(type: string, features: Feature[]): void {

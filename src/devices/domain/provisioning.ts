@@ -272,12 +272,13 @@ export function normaliseDevice(raw: unknown, scope: Scope, group?: ServiceGroup
   return d;
 }
 
-export function parseDevicesBody(body: unknown, scope: Scope, groupFor: (apikey?: string) => ServiceGroup | undefined): Device[] {
+export function parseDevicesBody(body: unknown, scope: Scope, groupFor: (apikey?: string, entityType?: string) => ServiceGroup | undefined): Device[] {
   if (!isObj(body) || !Array.isArray(body.devices)) throw wrong('body must be an object with a "devices" array');
   if (body.devices.length === 0) throw wrong('"devices" must not be empty');
   const out = body.devices.map((d, i) => {
     const apikey = isObj(d) && typeof d.apikey === 'string' ? d.apikey : undefined;
-    return normaliseDevice(d, scope, groupFor(apikey), `devices[${i}]`);
+    const type = isObj(d) && typeof d.entity_type === 'string' ? d.entity_type : undefined;
+    return normaliseDevice(d, scope, groupFor(apikey, type), `devices[${i}]`);
   });
   const seen = new Set<string>();
   for (const d of out) {

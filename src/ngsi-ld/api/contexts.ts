@@ -15,11 +15,13 @@ export function contextRoutes(app: FastifyInstance, p: Platform) {
   });
   app.post('/jsonldContexts', async (req: Req, reply) => {
     const r = await reg().add(req.body, { tenant: tenantOf(req) });
-    reply.code(201).header('Location', r.url).send();
+    // a relative reference (RFC 9110 10.2.2), as for entities; the listing gives the absolute URL
+    reply.code(201).header('Location', reg().pathOf(r.id)).send();
   });
   app.get('/jsonldContexts/:id', async (req: Req, reply) => {
     const r = reg().get(req.params.id, { tenant: tenantOf(req), details: req.query.details });
-    reply.header('content-type', req.query.details === 'true' ? 'application/json' : 'application/ld+json').send(r);
+    // 5.13.4: the @context document (or its ContextDetails) is served as application/json
+    reply.header('content-type', 'application/json').send(JSON.stringify(r));
   });
   app.delete('/jsonldContexts/:id', async (req: Req, reply) => {
     await reg().delete(req.params.id, { tenant: tenantOf(req), reload: req.query.reload });

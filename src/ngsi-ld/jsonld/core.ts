@@ -23,7 +23,9 @@ export const CORE_CONTEXT: Readonly<Record<string, unknown>> = CORE_CONTEXT_DOCU
 // Every published version (and the unversioned alias) resolves to the built-in copy: a request
 // naming v1.6 or v1.8 still means "the core", and fetching uri.etsi.org would put an external
 // host on the hot path (and fail offline).
-const CORE_URL_RE = /^https?:\/\/uri\.etsi\.org\/ngsi-ld\/v1\/ngsi-ld-core-context[^/?#]*\.jsonld$/;
+// Only the published names (ngsi-ld-core-context.jsonld, ...-v1.9.jsonld): any other document
+// under uri.etsi.org is not the core and must be fetched (and fail) like any remote @context.
+const CORE_URL_RE = /^https?:\/\/uri\.etsi\.org\/ngsi-ld\/v1\/ngsi-ld-core-context(-v\d+(\.\d+){0,2})?\.jsonld$/;
 
 export function isCoreContextUrl(url: string): boolean {
   return CORE_URL_RE.test(url);

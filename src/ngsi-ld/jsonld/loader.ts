@@ -297,7 +297,8 @@ export class ContextLoader {
     try {
       doc = JSON.parse(text);
     } catch {
-      throw contextNotAvailable(url, `response is not JSON (content-type ${res.headers.get('content-type') ?? 'none'})`);
+      // retrieved but invalid: BadRequestData, not LdContextNotAvailable (5.5.6)
+      throw badContext(`document at ${url} is not JSON (content-type ${res.headers.get('content-type') ?? 'none'})`);
     }
     contextOf(doc, url);
     this.documents.set(url, doc);

@@ -134,7 +134,15 @@ export class ContextRegistry implements ContextHooks {
 
   /** This broker's URL for a hosted / implicit context. */
   urlOf(id: string): string {
-    return `${this.baseUrl}${PATH}${encodeURIComponent(id)}`;
+    return `${this.baseUrl}${this.pathOf(id)}`;
+  }
+
+  /**
+   * The path of a hosted / implicit context (the Location of POST /jsonldContexts). ':' is a
+   * valid path character (RFC 3986 pchar), so a URN localId stays readable.
+   */
+  pathOf(id: string): string {
+    return `${PATH}${encodeURIComponent(id).replace(/%3A/gi, ':')}`;
   }
 
   /**

@@ -8,7 +8,23 @@ import { ProblemError } from '../../common/problem.ts';
 const URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"'=;()\\]+$/;
 
 export function isUri(s: unknown): s is string {
-  return typeof s === 'string' && s.length <= 2048 && URI_RE.test(s);
+  return typeof s === 'string' && s.length <= 2048 && URI_RE.test(s) && !hasInvisible(s);
+}
+
+/**
+ * Characters that make two ids look identical to a person (format controls such as right-to-left
+ * override or zero-width space, variation selectors, fillers, noncharacters): refused so that an id
+ * cannot spoof another (clause 4.6.2 and Unicode TR 36).
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\p{Z}\u115F\u1160\u3164\uFFA0\u2800\uFE00-\uFE0F\u{E0100}-\u{E01EF}\uFDD0-\uFDEF]/u;
+function hasInvisible(s: string): boolean {
+  if (/^[\x21-\x7e]*$/.test(s)) return false; // plain ASCII fast path
+  if (INVISIBLE.test(s)) return true;
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    if ((cp & 0xfffe) === 0xfffe) return true; // U+xFFFE / U+xFFFF noncharacters in every plane
+  }
+  return false;
 }
 
 export function checkEntityId(id: unknown, what = 'entity id'): string {

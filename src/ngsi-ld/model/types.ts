@@ -40,6 +40,8 @@ export interface AttrInstance {
   datasetId?: string;
   observedAt?: string;
   unitCode?: string;
+  /** transient instance: gone after this instant */
+  expiresAt?: string;
   createdAt?: string;
   modifiedAt?: string;
   /** sub-attributes keyed by expanded IRI (value is a single AttrInstance) */
@@ -53,6 +55,8 @@ export interface StoredEntity {
   scope?: string[];
   createdAt: string;
   modifiedAt: string;
+  /** transient entity: gone after this instant (clause 4.22) */
+  expiresAt?: string;
   /** attributes keyed by expanded IRI; each an array of instances (distinct datasetIds) */
   attrs: Record<string, AttrInstance[]>;
 }
@@ -60,7 +64,7 @@ export interface StoredEntity {
 /** Core keys of an attribute instance that are not sub-attributes. */
 export const INSTANCE_CORE_KEYS = new Set([
   'type', 'value', 'object', 'objectType', 'languageMap', 'vocab', 'json', 'valueList', 'objectList',
-  'datasetId', 'observedAt', 'unitCode', 'createdAt', 'modifiedAt', 'deletedAt', 'instanceId',
+  'datasetId', 'observedAt', 'unitCode', 'createdAt', 'modifiedAt', 'deletedAt', 'instanceId', 'expiresAt', 'lang', 'valueType',
 ]);
 
 export const NGSI_LD = 'https://uri.etsi.org/ngsi-ld/';

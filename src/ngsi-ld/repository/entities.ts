@@ -14,21 +14,23 @@ interface Row {
   created_at: string;
   modified_at: string;
   attrs: Record<string, AttrInstance[]>;
+  expires_at: string | null;
 }
 
-const COLS = 'id, types, scopes, created_at, modified_at, attrs';
+const COLS = 'id, types, scopes, created_at, modified_at, attrs, expires_at';
 
 export function fromRow(r: Row): StoredEntity {
   const e: StoredEntity = { id: r.id, type: r.types, createdAt: r.created_at, modifiedAt: r.modified_at, attrs: r.attrs };
   if (r.scopes && r.scopes.length) e.scope = r.scopes;
+  if (r.expires_at) e.expiresAt = r.expires_at;
   return e;
 }
 
 function toRecord(e: StoredEntity) {
-  return { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: e.attrs };
+  return { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: e.attrs, expires_at: e.expiresAt ?? null };
 }
 
-const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb)`;
+const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text)`;
 
 export class EntityRepository {
   private knownTenants = new Set<string>(['']);
@@ -68,6 +70,8 @@ export class EntityRepository {
   async insertMany(db: Db, tenant: string, entities: StoredEntity[]): Promise<Set<string>> {
     if (entities.length === 0) return new Set();
     await this.ensureTenant(db, tenant);
+    // an expired transient entity no longer exists: its id may be created again
+    await db.query('DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) AND expires_at IS NOT NULL AND expires_at <= $3', [tenant, entities.map((e) => e.id), new Date().toISOString()]);
     const r = await db.query<{ id: string }>(
       `INSERT INTO entities (tenant, ${COLS}) SELECT $1, ${COLS} FROM ${RECORDSET} ON CONFLICT (tenant, id) DO NOTHING RETURNING id`,
       [tenant, JSON.stringify(entities.map(toRecord))],
@@ -84,7 +88,7 @@ export class EntityRepository {
     await db.query(
       `INSERT INTO entities (tenant, ${COLS}) SELECT $1, ${COLS} FROM ${RECORDSET}
        ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
-         created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs`,
+         created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs, expires_at = EXCLUDED.expires_at`,
       [tenant, JSON.stringify(entities.map(toRecord))],
     );
     await this.writeGeo(db, tenant, entities);
@@ -129,8 +133,8 @@ export class EntityRepository {
 
   /** Runs a filtered query; `where` is a SQL boolean over the entities table aliased `e`, params start at $2. */
   async select(tenant: string, where: string, params: unknown[], page?: { limit: number; offset: number }, orderBy = 'e.id'): Promise<StoredEntity[]> {
-    let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')} FROM entities e WHERE e.tenant = $1${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
-    const p = [tenant, ...params];
+    const p = [tenant, ...params, new Date().toISOString()];
+    let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')} FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at > $${p.length})${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
     if (page) {
       p.push(page.limit, page.offset);
       sql += ` LIMIT $${p.length - 1} OFFSET $${p.length}`;
@@ -138,10 +142,19 @@ export class EntityRepository {
     return (await this.db.query<Row>(sql, p)).map(fromRow);
   }
 
+  /** Transient entities whose expiry has passed (for the reaper). */
+  async expired(limit = 1000): Promise<{ tenant: string; id: string }[]> {
+    return this.db.query<{ tenant: string; id: string }>(
+      'SELECT tenant, id FROM entities WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2',
+      [new Date().toISOString(), limit],
+    );
+  }
+
   async count(tenant: string, where: string, params: unknown[]): Promise<number> {
+    const p = [tenant, ...params, new Date().toISOString()];
     const r = await this.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM entities e WHERE e.tenant = $1${where ? ' AND (' + where + ')' : ''}`,
-      [tenant, ...params],
+      `SELECT count(*)::int AS n FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at > $${p.length})${where ? ' AND (' + where + ')' : ''}`,
+      p,
     );
     return Number(r[0].n);
   }

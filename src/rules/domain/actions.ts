@@ -114,7 +114,7 @@ export function alertEntity(a: AlarmRecord, rule: Rule | undefined): Record<stri
   };
   if (a.subCategory) e.subCategory = prop(a.subCategory);
   if (a.entityType) e.alertSourceType = prop(a.entityType);
-  if (a.value !== undefined) e.data = prop(a.value);
+  if (a.value !== undefined) e.alertData = prop(a.value); // SDM `data` is a reserved core-context term
   if (a.acknowledgedAt !== undefined) {
     e.acknowledgedAt = dt(a.acknowledgedAt);
     if (a.acknowledgedBy) e.acknowledgedBy = prop(a.acknowledgedBy);
@@ -151,7 +151,7 @@ export function serviceRequestEntity(
     service_code: prop(action.serviceCode),
     service_name: prop(action.serviceName ?? rule.name),
     description: prop(a.description),
-    status: prop('open'),
+    request_status: prop('open'), // Open311 `status`; `status` is a reserved core-context term
     status_notes: prop(`Opened by alarm ${a.id} (rule ${rule.id})`),
     requested_datetime: dt(a.lastSeen),
     updated_datetime: dt(a.lastSeen),
@@ -168,7 +168,7 @@ export function serviceRequestClose(a: AlarmRecord): Record<string, unknown> {
   return {
     id: serviceRequestIdFor(a.id),
     type: 'ServiceRequest',
-    status: prop('closed'),
+    request_status: prop('closed'),
     status_notes: prop(`Alarm cleared${a.clearedBy ? ` by ${a.clearedBy}` : ''}`),
     updated_datetime: dt(a.clearedAt ?? a.lastSeen),
   };

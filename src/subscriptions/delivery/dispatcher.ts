@@ -186,6 +186,11 @@ export class Dispatcher {
 
   private armTimer(at: number): void {
     if (this.stopped) return;
+    if (at <= this.clock.now()) {
+      // already due: go again at once (nextDue only counts claimable heads, so this cannot spin)
+      this.wanted = true;
+      return;
+    }
     if (this.timerAt !== undefined && this.timerAt <= at && this.cancelTimer) return;
     this.cancelTimer?.();
     this.timerAt = at;

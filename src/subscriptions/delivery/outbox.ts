@@ -127,10 +127,11 @@ export class Outbox {
       const part = items.slice(i, i + CHUNK);
       await db.query(
         `INSERT INTO notification_outbox (tenant, subscription_id, endpoint, headers, body, notifier_info, timeout_ms, next_at, created_at)
-         SELECT x.tenant, x.subscription_id, x.endpoint, x.headers, x.body, x.notifier_info, x.timeout_ms, $2::bigint, $2::bigint
-         FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY AS x(tenant text, subscription_id text, endpoint text, headers jsonb,
-              body text, notifier_info jsonb, timeout_ms int, ord bigint)
-         ORDER BY x.ord`,
+         SELECT j->>'tenant', j->>'subscription_id', j->>'endpoint', j->'headers', j->>'body',
+                CASE WHEN jsonb_typeof(j->'notifier_info') = 'array' THEN j->'notifier_info' END, (j->>'timeout_ms')::int,
+                $2::bigint, $2::bigint
+         FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(j, ord)
+         ORDER BY a.ord`,
         [
           JSON.stringify(
             part.map((it) => ({
@@ -232,10 +233,15 @@ export class Outbox {
     return Number(r[0].n);
   }
 
-  /** Earliest time a pending row becomes due (for the worker's timer), or undefined when none. */
+  /**
+   * Earliest time the head row of some subscription becomes claimable (its retry time, or the end
+   * of its lease), or undefined when the outbox is empty. Only heads count: later rows wait anyway.
+   */
   async nextDue(): Promise<number | undefined> {
     const r = await this.db.query<{ t: string | null }>(
-      `SELECT min(next_at) AS t FROM notification_outbox WHERE state = 'pending'`,
+      `SELECT min(CASE WHEN state = 'pending' THEN next_at ELSE lease_until END) AS t FROM (
+         SELECT DISTINCT ON (tenant, subscription_id) state, next_at, lease_until FROM notification_outbox
+         WHERE state <> 'dead' ORDER BY tenant, subscription_id, seq) h`,
     );
     return r[0].t === null ? undefined : Number(r[0].t);
   }

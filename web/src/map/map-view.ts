@@ -29,6 +29,7 @@ export class MapView {
   private countEl = h('p', { class: 'muted', 'aria-live': 'polite' });
   private ready: Promise<void>;
   private selected: string | null = null;
+  private styleReady = false;
 
   constructor(private container: HTMLElement, private sidebar: HTMLElement, private opts: MapViewOpts) {
     this.buildSidebar();
@@ -46,6 +47,7 @@ export class MapView {
       style,
       center: config.center,
       zoom: config.zoom,
+      ...(config.bounds ? { bounds: config.bounds, fitBoundsOptions: { padding: 16 } } : {}),
       attributionControl: config.attribution ? { compact: true } : false,
       fadeDuration: 0,
       canvasContextAttributes: { preserveDrawingBuffer: true },
@@ -54,10 +56,12 @@ export class MapView {
     this.map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
     this.map.addControl(new maplibregl.ScaleControl({}), 'bottom-left');
     await new Promise<void>((r) => (this.map.loaded() ? r() : this.map.once('load', () => r())));
+    performance.mark('urbis:map-load');
     if (config.tileUrl && config.tileType === 'vector') addCityLayers(this.map, true);
     this.map.addSource('selected', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
     this.map.addLayer({ id: 'selected', type: 'circle', source: 'selected', paint: { 'circle-radius': 13, 'circle-color': 'rgba(0,0,0,0)', 'circle-stroke-color': '#ffd400', 'circle-stroke-width': 3 } });
     this.drawer = new AreaDrawer(this.map);
+    this.styleReady = true;
     store.onTypesChanged((types) => this.refresh(types));
     this.refresh(new Set(store.types));
     void this.districtLabels();
@@ -103,13 +107,16 @@ export class MapView {
 
   /** (re)build sources for the given types */
   private refresh(types: Set<string>): void {
-    if (!this.map?.isStyleLoaded()) return;
+    if (!this.styleReady) return;
     for (const type of types) {
       const src = `ent-${type}`;
       const data = this.features(type);
       const existing = this.map.getSource(src) as GeoJSONSource | undefined;
       if (existing) existing.setData(data);
-      else if (data.features.length > 0) this.addTypeLayers(type, data);
+      else if (data.features.length > 0) {
+        if (this.typeColour.size === 0) performance.mark('urbis:first-entities');
+        this.addTypeLayers(type, data);
+      }
     }
     if (this.selected) this.highlight(this.selected);
     this.renderLayerList();

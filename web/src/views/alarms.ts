@@ -2,8 +2,9 @@
  * Alarms panel: active (and acknowledged) Smart Data Models `Alert` entities by severity, with
  * acknowledge / clear (rules API) and a jump to the source entity on the map.
  */
-import { queryKeyValues, request, ApiError } from '../api.ts';
-import { isActiveAlert, severityRank } from '../entity-state.ts';
+import { queryKeyValues, request } from '../api.ts';
+import { isActiveAlert, severityRank, alertStatus } from '../entity-state.ts';
+import { isoOf } from '../dom.ts';
 import { h, replace, relTime, fmtTime, announce } from '../dom.ts';
 import { t, type StringKey } from '../strings.ts';
 import type { LiveChange } from '../live.ts';
@@ -19,16 +20,12 @@ const SEV_LABEL: Record<string, StringKey> = {
 };
 
 export async function loadActiveAlerts(): Promise<Alert[]> {
-  let all: Record<string, unknown>[];
-  try {
-    all = await queryKeyValues({ type: 'Alert', q: 'status!="cleared"' });
-  } catch (e) {
-    if (!(e instanceof ApiError) || e.status !== 400) throw e;
-    all = await queryKeyValues({ type: 'Alert' });
-  }
+  // filtered here rather than with q=status!="cleared": `status` is a reserved core term, so the
+  // Alert's SDM `status` only resolves with the writer's @context, which the dashboard does not know
+  const all = await queryKeyValues({ type: 'Alert' });
   return (all as Alert[])
     .filter(isActiveAlert)
-    .sort((a, b) => severityRank(a.severity) - severityRank(b.severity) || String(b.dateIssued ?? '').localeCompare(String(a.dateIssued ?? '')));
+    .sort((a, b) => severityRank(a.severity) - severityRank(b.severity) || (isoOf(b.dateIssued) ?? '').localeCompare(isoOf(a.dateIssued) ?? ''));
 }
 
 export class AlarmsView {
@@ -63,7 +60,7 @@ export class AlarmsView {
   private render(): void {
     const counts = new Map<string, number>();
     for (const a of this.alerts) counts.set(String(a.severity), (counts.get(String(a.severity)) ?? 0) + 1);
-    this.onCount(this.alerts.filter((a) => String(a.status ?? 'active') === 'active').length);
+    this.onCount(this.alerts.filter((a) => alertStatus(a) === 'active').length);
     replace(
       this.summary,
       Object.keys(SEV_LABEL).map((s) => h('span', { class: `sev-chip sev-${s}` }, `${t(SEV_LABEL[s])}: ${counts.get(s) ?? 0}`)),
@@ -83,7 +80,7 @@ export class AlarmsView {
 
   private row(a: Alert): HTMLElement {
     const sev = String(a.severity ?? 'informational');
-    const status = String(a.status ?? 'active');
+    const status = alertStatus(a);
     const source = typeof a.alertSource === 'string' ? a.alertSource : (a.alertSource as { object?: string } | undefined)?.object;
     const ack = h('button', { type: 'button', class: 'btn small', 'data-action': 'ack', disabled: status !== 'active' }, t('acknowledge'));
     const clr = h('button', { type: 'button', class: 'btn small secondary', 'data-action': 'clear' }, t('clear'));
@@ -103,15 +100,16 @@ export class AlarmsView {
   private async act(a: Alert, action: 'ack' | 'clear', btn: HTMLButtonElement): Promise<void> {
     btn.disabled = true;
     try {
-      await request(`/rules/v1/alarms/${encodeURIComponent(a.id)}/${action}`, { method: 'POST', body: {} });
+      // rules module: POST /rules/v1/alarms/{id}/acknowledge | /clear (src/rules/api.ts)
+      await request(`/rules/v1/alarms/${encodeURIComponent(a.id)}/${action === 'ack' ? 'acknowledge' : 'clear'}`, { method: 'POST', body: {} });
       if (action === 'clear') this.alerts = this.alerts.filter((x) => x.id !== a.id);
-      else a.status = 'acknowledged';
+      else a.alarmStatus = 'acknowledged';
       announce(t(action === 'ack' ? 'alarmAcked' : 'alarmCleared', { id: a.id }));
       this.render();
     } catch (e) {
       btn.disabled = false;
       announce(t('error', { msg: (e as Error).message }));
-      alert(t('error', { msg: (e as Error).message }));
+      btn.title = t('error', { msg: (e as Error).message });
     }
   }
 }

@@ -49,7 +49,7 @@ function meterShare(
     unit: '%',
     method: 'semiautomatic',
     reads: [
-      ...observationTypes.map((t) => ({ entityType: t, attrs: ['refDevice'] })),
+      ...observationTypes.map((t, i) => ({ entityType: t, attrs: ['refDevice'], optional: i > 0 })),
       { entityType: 'Device', attrs: ['category', 'controlledProperty'], optional: true },
     ],
     profileKeys: [profileKey],
@@ -82,11 +82,11 @@ function meterShare(
   };
 }
 
-export const smartWaterMeters = meterShare('EC: ICT: WS: 1C', 'Smart water meters', ['WaterConsumptionObserved'], ['waterConsumption', 'water'], 'waterMetersTotal');
+export const smartWaterMeters = meterShare('EC: ICT: WS: 1C', 'Smart water meters', ['WaterConsumptionObserved', 'WaterMeter'], ['waterConsumption', 'water'], 'waterMetersTotal');
 export const smartElectricityMeters = meterShare(
   'EC: ICT: ES: 1C',
   'Smart electricity meters',
-  ['ThreePhaseAcMeasurement', 'ACMeasurement'],
+  ['ThreePhaseAcMeasurement', 'ACMeasurement', 'ElectricityMeter'],
   ['electricityConsumption', 'energy', 'electricity'],
   'electricityMetersTotal',
 );

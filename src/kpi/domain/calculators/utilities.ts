@@ -7,18 +7,26 @@ import { counterDelta, newInputs, num, ofType, profileValue, round, series, used
 export const waterConsumption: Calculator = {
   code: 'EN: EN: WS: 2C',
   description:
-    'Litres per capita per day: sum over WaterConsumptionObserved meters of the increase of the cumulative reading waterConsumption (m3) over the period (from the last reading at or before the start; a decreasing reading counts as a meter reset) x 1000 / population / days in the period.',
+    'Litres per capita per day: sum over WaterConsumptionObserved meters (waterConsumption) and WaterMeter entities (cumulativeWaterConsumption) of the increase of the cumulative reading (m3) over the period (from the last reading at or before the start; a decreasing reading counts as a meter reset) x 1000 / population / days in the period.',
   unit: 'litres per capita per day',
-  reads: [{ entityType: 'WaterConsumptionObserved', attrs: ['waterConsumption'], history: ['waterConsumption'] }],
+  reads: [
+    { entityType: 'WaterConsumptionObserved', attrs: ['waterConsumption'], history: ['waterConsumption'] },
+    { entityType: 'WaterMeter', attrs: ['cumulativeWaterConsumption'], history: ['cumulativeWaterConsumption'], optional: true },
+  ],
   profileKeys: ['population'],
   compute(input: CalcInput): CalcResult {
     const inp = newInputs(input);
-    const meters = ofType(input, 'WaterConsumptionObserved');
-    used(inp, 'WaterConsumptionObserved', meters, ['waterConsumption']);
+    const meters: { id: string; attr: string }[] = [];
+    for (const [t, attr] of [['WaterConsumptionObserved', 'waterConsumption'], ['WaterMeter', 'cumulativeWaterConsumption']]) {
+      const es = ofType(input, t);
+      if (!es.length) continue;
+      used(inp, t, es, [attr]);
+      es.forEach((e) => meters.push({ id: e.id, attr }));
+    }
     let m3 = 0;
     let withData = 0;
     for (const m of meters) {
-      const r = counterDelta(series(input, m.id, 'waterConsumption'), inp.window.from, inp.window.to);
+      const r = counterDelta(series(input, m.id, m.attr), inp.window.from, inp.window.to);
       if (r.readings < 2) continue;
       withData++;
       m3 += r.delta;
@@ -41,18 +49,19 @@ export const waterConsumption: Calculator = {
 export const electricityConsumption: Calculator = {
   code: 'EN: E: E: 2C',
   description:
-    'kWh per capita per year: sum over ThreePhaseAcMeasurement / ACMeasurement meters of the increase of totalActiveEnergyImport (kWh, cumulative) over the period / population, annualised (x 365 / days) for periods other than a year.',
+    'kWh per capita per year: sum over ThreePhaseAcMeasurement / ACMeasurement / ElectricityMeter meters of the increase of totalActiveEnergyImport (kWh, cumulative) over the period / population, annualised (x 365 / days) for windows shorter than a year (e.g. the running year).',
   unit: 'kWh per capita per year',
   reads: [
     { entityType: 'ThreePhaseAcMeasurement', attrs: ['totalActiveEnergyImport'], history: ['totalActiveEnergyImport'] },
     { entityType: 'ACMeasurement', attrs: ['totalActiveEnergyImport'], history: ['totalActiveEnergyImport'], optional: true },
+    { entityType: 'ElectricityMeter', attrs: ['totalActiveEnergyImport'], history: ['totalActiveEnergyImport'], optional: true },
   ],
   profileKeys: ['population'],
   compute(input: CalcInput): CalcResult {
     const inp = newInputs(input);
     let kwh = 0;
     let withData = 0;
-    for (const t of ['ThreePhaseAcMeasurement', 'ACMeasurement']) {
+    for (const t of ['ThreePhaseAcMeasurement', 'ACMeasurement', 'ElectricityMeter']) {
       const meters = ofType(input, t);
       if (!meters.length) continue;
       used(inp, t, meters, ['totalActiveEnergyImport']);
@@ -64,7 +73,8 @@ export const electricityConsumption: Calculator = {
       }
     }
     const days = periodDays(input.period);
-    const factor = input.period.granularity === 'year' ? 1 : 365 / days;
+    // a full year counts as is; shorter windows (quarter, month, the running year) are annualised
+    const factor = days >= 365 ? 1 : 365 / days;
     inp.figures.totalKwh = round(kwh, 3);
     inp.figures.metersWithData = withData;
     inp.figures.annualisationFactor = round(factor, 6);

@@ -1,0 +1,85 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Shared benchmark plumbing: start the broker pinned to one core, drive it with wrk from another. */
+
+export async function startBroker(env: Record<string, string>, core = '0'): Promise<{ url: string; proc: ChildProcess; stop(): Promise<void>; dataDir: string }> {
+  const port = 18000 + Math.floor(Math.random() * 2000);
+  const dataDir = mkdtempSync(join(tmpdir(), 'urbis-bench-'));
+  const args = ['--import', 'tsx', 'src/main.ts'];
+  const useTaskset = spawnSync('which', ['taskset']).status === 0;
+  const cmd = useTaskset ? 'taskset' : process.execPath;
+  const full = useTaskset ? ['-c', core, process.execPath, ...args] : args;
+  const proc = spawn(cmd, full, {
+    env: { ...process.env, PORT: String(port), URBIS_AUTH: 'off', URBIS_DEMO: 'off', MQTT_PORT: '0', URBIS_LOG: 'warn', URBIS_DATA_DIR: dataDir, URBIS_MAX_LIMIT: '5000', ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    try {
+      const r = await fetch(url + '/health');
+      if (r.ok) break;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    proc,
+    dataDir,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface WrkResult {
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+/** Runs wrk (Debian) with an optional Lua script; falls back to a simple Node load loop when wrk is absent. */
+export function wrk(url: string, opts: { seconds?: number; connections?: number; threads?: number; lua?: string; core?: string } = {}): WrkResult {
+  const dir = mkdtempSync(join(tmpdir(), 'urbis-wrk-'));
+  const args = ['-t', String(opts.threads ?? 1), '-c', String(opts.connections ?? 32), '-d', `${opts.seconds ?? 5}s`, '--latency'];
+  if (opts.lua) {
+    const f = join(dir, 's.lua');
+    writeFileSync(f, opts.lua);
+    args.push('-s', f);
+  }
+  args.push(url);
+  const useTaskset = spawnSync('which', ['taskset']).status === 0;
+  const r = useTaskset ? spawnSync('taskset', ['-c', opts.core ?? '1', 'wrk', ...args], { encoding: 'utf8' }) : spawnSync('wrk', args, { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.error}`);
+  const out = r.stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const lat = (p: string) => {
+    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    if (!m) return NaN;
+    const v = Number(m[1]);
+    return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
+  };
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const sockErr = /Socket errors:.*?connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  return { rps, p50ms: lat('50'), p99ms: lat('99'), errors };
+}
+
+export function table(rows: Record<string, string | number>[]): void {
+  const cols = Object.keys(rows[0] ?? {});
+  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const line = (vals: string[]) => '| ' + vals.map((v, i) => v.padEnd(w[i])).join(' | ') + ' |';
+  console.log(line(cols));
+  console.log('|' + w.map((x) => '-'.repeat(x + 2)).join('|') + '|');
+  for (const r of rows) console.log(line(cols.map((c) => String(r[c]))));
+}
+
+export const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');

@@ -1,0 +1,89 @@
+/**
+ * NGSI-LD broker benchmark: the broker pinned to core 0, wrk on core 1.
+ * Scenarios (targets from the broker issue): retrieve by id, type query limit=20 over 10k entities,
+ * PATCH attrs (durable), upsert of 100 entities per request, one 2,000-entity upsert.
+ * Stores: PostgreSQL when reachable (URBIS_BENCH_DATABASE_URL, default the CI test database), and PGlite.
+ */
+import pg from 'pg';
+import { startBroker, wrk, table, fmt } from './_lib.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const N = 10_000;
+const pgUrl = process.env.URBIS_BENCH_DATABASE_URL ?? 'postgres://urbis:urbis@127.0.0.1:5432/urbis_test';
+
+const entity = (i: number) => ({
+  id: `urn:ngsi-ld:ParkingSpot:${i}`,
+  type: 'ParkingSpot',
+  status: { type: 'Property', value: i % 3 ? 'free' : 'occupied', observedAt: '2026-11-01T10:00:00Z' },
+  category: { type: 'Property', value: ['onstreet'] },
+  location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [-3.81 + (i % 100) * 0.0005, 43.46 + Math.floor(i / 100) * 0.0005] } },
+  refParkingSite: { type: 'Relationship', object: `urn:ngsi-ld:ParkingSite:${i % 50}` },
+});
+
+async function pgReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 1000 });
+  try {
+    await c.connect();
+    await c.query('DROP TABLE IF EXISTS entities, entity_geo, tenants, jsonld_contexts, schema_migrations CASCADE');
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function post(url: string, path: string, body: unknown): Promise<Response> {
+  return fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+async function run(store: 'postgres' | 'pglite') {
+  const b = await startBroker(store === 'postgres' ? { DATABASE_URL: pgUrl } : {});
+  try {
+    for (let i = 0; i < N; i += 1000) {
+      const r = await post(b.url, '/ngsi-ld/v1/entityOperations/upsert', Array.from({ length: 1000 }, (_, k) => entity(i + k)));
+      if (!r.ok) throw new Error(`seed failed: ${r.status} ${await r.text()}`);
+    }
+    const rows: Record<string, string | number>[] = [];
+    const add = (scenario: string, r: ReturnType<typeof wrk>, unit = 1, target = '') =>
+      rows.push({ store, scenario, 'req/s': fmt(r.rps), 'entities/s': unit > 1 ? fmt(r.rps * unit) : '', 'p50 ms': fmt(r.p50ms, 2), 'p99 ms': fmt(r.p99ms, 2), errors: r.errors, target });
+
+    add('GET /entities/{id}', wrk(`${b.url}/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingSpot:1`, {
+      seconds: SECONDS,
+      lua: `counter = 0\nrequest = function()\n counter = counter + 1\n return wrk.format("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingSpot:" .. (counter % ${N}))\nend`,
+    }), 1, '≥ 30k/s');
+    add('GET ?type=ParkingSpot&limit=20', wrk(`${b.url}/ngsi-ld/v1/entities?type=ParkingSpot&limit=20`, { seconds: SECONDS }), 1, '≥ 5k/s');
+    add('GET ?type&q=status=="free"', wrk(`${b.url}/ngsi-ld/v1/entities?type=ParkingSpot&q=status==%22free%22&limit=20`, { seconds: SECONDS }), 1, '');
+    add('PATCH /entities/{id}/attrs', wrk(`${b.url}/`, {
+      seconds: SECONDS,
+      lua: `counter = 0\nwrk.method = "PATCH"\nwrk.headers["Content-Type"] = "application/json"\nrequest = function()\n counter = counter + 1\n return wrk.format("PATCH", "/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingSpot:" .. (counter % ${N}) .. "/attrs", nil, '{"status":{"type":"Property","value":"occupied","observedAt":"2026-11-01T11:00:00Z"}}')\nend`,
+    }), 1, '≥ 10k/s');
+    const batch = JSON.stringify(Array.from({ length: 100 }, (_, i) => entity(i * 97 % N)));
+    add('upsert 100 entities/request', wrk(`${b.url}/ngsi-ld/v1/entityOperations/upsert`, {
+      seconds: SECONDS,
+      connections: 8,
+      lua: `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(batch)}`,
+    }), 100, '≥ 50k entities/s');
+
+    // one 2,000-entity upsert, measured from here (median of 5)
+    const times: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      const big = Array.from({ length: 2000 }, (_, i) => entity(20_000 + k * 2000 + i));
+      const t0 = performance.now();
+      const r = await post(b.url, '/ngsi-ld/v1/entityOperations/upsert', big);
+      await r.arrayBuffer();
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, c) => a - c);
+    rows.push({ store, scenario: 'one 2,000-entity upsert', 'req/s': '', 'entities/s': fmt(2000 / (times[2] / 1000)), 'p50 ms': fmt(times[2], 1), 'p99 ms': fmt(times[4], 1), errors: 0, target: '< 100 ms' });
+    const mem = await fetch(`${b.url}/health`).then((r) => r.json()).catch(() => ({}));
+    void mem;
+    table(rows);
+  } finally {
+    await b.stop();
+  }
+}
+
+console.log(`broker benchmark: ${N} entities, ${SECONDS}s per scenario, broker on core 0 (taskset), wrk on core 1`);
+if (await pgReachable()) await run('postgres');
+else console.log(`PostgreSQL not reachable at ${pgUrl}: skipping the PostgreSQL run`);
+await run('pglite');
