@@ -3,7 +3,9 @@
  * bus) on the embedded broker, zero loss checked (measures acknowledged by the broker vs measures
  * stored, change events seen, last values read back).
  *
- *   node --import tsx bench/devices-mqtt.ts [--devices 400] [--messages 100] [--measures 5]
+ *   node --import tsx bench/devices-mqtt.ts [--devices 1000] [--messages 20] [--measures 10]
+ *   BENCH_DATABASE_URL=postgres://urbis:urbis@127.0.0.1:5432/urbis_test ... (PostgreSQL instead of PGlite)
+ *   BENCH_MODULES=devices ... (only the listed modules)
  *
  * The platform (all modules of src/modules.ts, demo off, in-memory PGlite) runs in this process;
  * the devices run in a child process (one MQTT connection per device, token authentication), so
@@ -36,7 +38,9 @@ async function publisher(): Promise<void> {
     process.stdin.on('data', (d) => (s += d));
     process.stdin.on('end', () => res(s));
   })) as Plan;
-  const clients = await Promise.all(plan.devices.map((d) => mqtt.connectAsync(plan.url, { username: 'token', password: d.token, clientId: `bench-${d.id}`, reconnectPeriod: 0, clean: true })));
+  const clients: mqtt.MqttClient[] = [];
+  for (let i = 0; i < plan.devices.length; i += 100)
+    clients.push(...(await Promise.all(plan.devices.slice(i, i + 100).map((d) => mqtt.connectAsync(plan.url, { username: 'token', password: d.token, clientId: `bench-${d.id}`, reconnectPeriod: 0, clean: true, connectTimeout: 60_000 })))));
   process.stdout.write(JSON.stringify({ connected: clients.length }) + '\n');
   await new Promise<void>((res) => process.once('message', () => res()));
   const t0 = performance.now();
@@ -66,12 +70,26 @@ async function publisher(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const devices = opt('devices', 400);
-  const messages = opt('messages', 100);
-  const measures = opt('measures', 5);
+  const devices = opt('devices', 1000);
+  const messages = opt('messages', 20);
+  const measures = opt('measures', 10);
   const { startPlatform } = await import('../src/server/start.ts');
-  const { modules } = await import('../src/modules.ts');
-  const running = await startPlatform({ memory: true, modules, config: { port: 0, host: '127.0.0.1', mqttPort: 0, demo: false, auth: true, logLevel: process.env.URBIS_LOG ?? 'warn' } });
+  const { modules: all } = await import('../src/modules.ts');
+  const only = process.env.BENCH_MODULES?.split(',');
+  const modules = only ? all.filter((m) => only.includes(m.name)) : all;
+  // BENCH_DATABASE_URL=postgres://...: run on PostgreSQL, in a schema of its own dropped at the end
+  const pgBase = process.env.BENCH_DATABASE_URL;
+  const schema = `bench_devices_${process.pid}`;
+  let databaseUrl: string | undefined;
+  if (pgBase) {
+    const pg = (await import('pg')).default;
+    const c = new pg.Client({ connectionString: pgBase });
+    await c.connect();
+    await c.query(`CREATE SCHEMA ${schema}`);
+    await c.end();
+    databaseUrl = `${pgBase}${pgBase.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema},public`)}`;
+  }
+  const running = await startPlatform({ memory: !pgBase, modules, config: { port: 0, host: '127.0.0.1', mqttPort: 0, demo: false, auth: true, databaseUrl, logLevel: process.env.URBIS_LOG ?? 'warn' } });
   const p = running.platform;
   const svc = p.services.get('devices') as import('../src/devices/service.ts').DeviceService;
   const mqttUrl = (p.services.get('mqtt') as import('../src/devices/mqtt.ts').MqttService).url;
@@ -138,5 +156,12 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(out, null, 2));
   console.log(`devices-mqtt: ${out.measuresPerSecond} measures/s (${out.messagesPerSecond} QoS 1 messages/s), lost ${out.lost}, change events ${events}/${published}`);
   await running.close();
+  if (pgBase) {
+    const pg = (await import('pg')).default;
+    const c = new pg.Client({ connectionString: pgBase });
+    await c.connect();
+    await c.query(`DROP SCHEMA ${schema} CASCADE`);
+    await c.end();
+  }
   process.exit(out.lost === 0 && events === published && lastOk === devices ? 0 : 1);
 }

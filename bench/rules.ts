@@ -84,7 +84,7 @@ async function benchPlatform(): Promise<{ rate: number; evaluations: number; sec
     const svc = s.platform.services.get('rules') as RulesService;
     for (const r of ruleInputs()) await svc.createRule('', r);
     const t0 = Date.now();
-    const events = makeEvents(60_000, t0);
+    const events = makeEvents(Number(process.env.BENCH_EVENTS ?? 8000), t0);
     const e0 = svc.engine.evaluations;
     const start = performance.now();
     for (let i = 0; i < events.length; i += 200) {

@@ -11,3 +11,4 @@ modules.push((await import('./kpi/module.ts')).kpiModule); // U4SSC KPIs: catalo
 modules.push((await import('./dashboard/module.ts')).dashboardModule); // operations dashboard: web app at /, live feed /live
 modules.push((await import('./rules/module.ts')).rulesModule); // rules and alarms: Alert entities, actions, /rules/v1
 modules.push((await import('./subscriptions/module.ts')).subscriptionsModule); // subscriptions: /ngsi-ld/v1/subscriptions, durable outbox, HTTP/MQTT notifications
+modules.push((await import('./temporal/module.ts')).temporalModule); // temporal: attribute history (durable on ack), /ngsi-ld/v1/temporal API, retention

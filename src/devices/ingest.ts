@@ -39,7 +39,7 @@ interface Pending {
   device?: DeviceStats;
 }
 
-const MAX_BATCH = 1000;
+const MAX_BATCH = 2000;
 const HIGH_WATER = 20_000;
 const DEVICE_ENTITY_REFRESH_MS = 60_000;
 

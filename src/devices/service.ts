@@ -32,7 +32,7 @@ import {
   parseDeviceTime,
 } from './domain/payloads.ts';
 import { loraMeasures, loraMetadata, parseChirpStackUp, parseTtsUplink, type LoraUplink } from './domain/lorawan.ts';
-import { forgetVerifications, generateToken, hashSecret, tokenFingerprint, verifySecret } from './domain/credentials.ts';
+import { forgetVerifications, generateToken, hashSecret, hashToken, tokenFingerprint, verifySecret } from './domain/credentials.ts';
 import type { Device, MeasureGroup, ServiceGroup, Transport } from './domain/types.ts';
 import { DeviceRegistry, type DeviceRecord } from './registry.ts';
 import { Ingestor } from './ingest.ts';
@@ -179,7 +179,7 @@ export class DeviceService {
     if (typeof password === 'string') next.secretHash = await hashSecret(password);
     else {
       token = generateToken();
-      next.tokenHash = await hashSecret(token);
+      next.tokenHash = hashToken(token);
       next.tokenFp = tokenFingerprint(token);
     }
     forgetVerifications();

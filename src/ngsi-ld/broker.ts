@@ -102,7 +102,7 @@ export class Broker implements BrokerApi {
       if (!cur || isExpired(cur)) throw new ProblemError('ResourceNotFound', `Entity "${id}" was not found.`);
       const r = change(cur, now);
       if (!r) return cur;
-      if (r.changed.length || r.deleted?.length || kind === 'replace') {
+      {
         r.next.modifiedAt = now;
         await this.repo.saveMany(db, tenant, [r.next]);
         ev = { tenant, entityId: id, types: r.next.type, kind, before: cur, after: r.next, changedAttrs: r.changed, deletedAttrs: r.deleted, at: now };
@@ -143,8 +143,9 @@ export class Broker implements BrokerApi {
       for (const t of frag.type) if (!next.type.includes(t)) next.type.push(t);
       if (next.type.length !== cur.type.length) changed.push('@type');
       if (frag.scope) {
-        if (noOverwrite && cur.scope) res.notUpdated.push({ attributeName: 'scope', reason: 'scope exists and noOverwrite was requested.' });
-        else { next.scope = frag.scope; changed.push('scope'); res.updated.push('scope'); }
+        // overwrite replaces the scopes; noOverwrite adds to them (clause 4.18)
+        next.scope = noOverwrite && cur.scope ? [...new Set([...cur.scope, ...frag.scope])] : frag.scope;
+        changed.push('scope');
       }
       if (frag.expiresAt) next.expiresAt = frag.expiresAt;
       for (const [name, insts] of Object.entries(frag.attrs)) {
@@ -218,6 +219,7 @@ export class Broker implements BrokerApi {
     if (attrName === 'scope') throw new ProblemError('BadRequestData', 'scope is not an attribute: update it with PATCH /entities/{id}/attrs.');
     const iri = expandAttrName(attrName, ctx);
     if (!isObject(body)) throw new ProblemError('BadRequestData', 'The attribute fragment must be a JSON object.');
+    body = withoutContext(body);
     if (body.datasetId === NGSI_NULL) throw new ProblemError('BadRequestData', 'datasetId cannot be deleted with NGSI-LD Null: delete the instance with DELETE .../attrs/{attr}?datasetId=...');
     const ds = body.datasetId === '@none' ? undefined : (body.datasetId as string | undefined);
     await this.modify(tenant, id, (cur, now) => {
@@ -247,7 +249,7 @@ export class Broker implements BrokerApi {
     const ctx = await this.contexts.resolve(context, { tenant });
     if (attrName === 'scope') throw new ProblemError('BadRequestData', 'scope is not an attribute: replace it with PATCH /entities/{id}/attrs.');
     const iri = expandAttrName(attrName, ctx);
-    const inst = normalizeInstance(attrName, body, ctx, { now: nowIso() }, true);
+    const inst = normalizeInstance(attrName, withoutContext(body), ctx, { now: nowIso() }, true);
     await this.modify(tenant, id, (cur, now) => {
       const insts = cur.attrs[iri];
       const idx = insts ? insts.findIndex((x) => (x.datasetId ?? '') === (inst.datasetId ?? '')) : -1;
@@ -625,10 +627,16 @@ export class Broker implements BrokerApi {
 
 // ---------- helpers ----------
 
+function withoutContext(body: Record<string, unknown>): Record<string, unknown> {
+  if (!('@context' in body)) return body;
+  const { '@context': _c, ...rest } = body;
+  return rest;
+}
+
 function mergePatch(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...target };
   for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
+    if (v === null || v === NGSI_NULL) delete out[k];
     else if (isObject(v) && isObject(out[k])) out[k] = mergePatch(out[k] as Record<string, unknown>, v);
     else if (isObject(v)) out[k] = mergePatch({}, v);
     else out[k] = v;

@@ -31,6 +31,11 @@ export interface RulesOptions {
   webhookTimeoutMs?: number;
   /** rewrite an Alert entity for a still-firing alarm at most this often (ms) */
   alertRefreshMs?: number;
+  /**
+   * evaluation states are checkpointed to SQL at most this often (ms, default 2000); alarms are
+   * written at once. A crash loses at most this much state progress (e.g. part of a hold), never an alarm.
+   */
+  stateCheckpointMs?: number;
 }
 
 const OWN_PREFIXES = [ALERT_ID_PREFIX, RULE_ID_PREFIX, SERVICE_REQUEST_ID_PREFIX];
@@ -50,6 +55,9 @@ export class RulesService {
   private alertWritten = new Map<string, { count: number; lastSeen: number; status: string }>();
   private flushing?: Promise<void>;
   private stopped = false;
+  private lastCheckpoint = 0;
+  private checkpointTimer?: ReturnType<typeof setTimeout>;
+  private forceStates = false;
 
   constructor(private p: Platform, private opts: RulesOptions = {}) {
     this.store = new RulesStore(p.db);
@@ -100,20 +108,27 @@ export class RulesService {
     this.driver?.stop();
     await this.flushing?.catch(() => {});
     await this.deliverer.stop();
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer);
+    this.forceStates = true;
     await this.flush().catch(() => {});
   }
 
   /** resolves once everything produced so far is persisted and delivered (tests, shutdown) */
   async idle(): Promise<void> {
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 1000; i++) {
       await this.flushing;
       await this.deliverer.idle();
       await this.flushing;
-      if (!this.flushing && !this.hasPending()) return;
+      if (this.pendingStates.size > 0 || this.hasPending()) {
+        this.forceStates = true;
+        this.kick();
+        continue;
+      }
+      if (!this.flushing) return;
     }
   }
 
-  /** resolves once alarms and states produced so far are in SQL */
+  /** resolves once alarms produced so far are in SQL (states are checkpointed, see stateCheckpointMs) */
   async settled(): Promise<void> {
     while (this.flushing) await this.flushing;
   }
@@ -144,24 +159,45 @@ export class RulesService {
   }
 
   private hasPending(): boolean {
-    return this.pendingStates.size > 0 || this.pendingAlarms.size > 0 || this.pendingAlerts.size > 0 || this.pendingDeliveries.length > 0;
+    return this.statesDue() || this.pendingAlarms.size > 0 || this.pendingAlerts.size > 0 || this.pendingDeliveries.length > 0;
+  }
+
+  private statesDue(): boolean {
+    if (this.pendingStates.size === 0) return false;
+    if (this.forceStates || Date.now() - this.lastCheckpoint >= (this.opts.stateCheckpointMs ?? 2000)) return true;
+    if (!this.checkpointTimer && !this.stopped) {
+      this.checkpointTimer = setTimeout(() => {
+        this.checkpointTimer = undefined;
+        this.kick();
+      }, (this.opts.stateCheckpointMs ?? 2000) - (Date.now() - this.lastCheckpoint));
+      this.checkpointTimer.unref?.();
+    }
+    return false;
   }
 
   private kick(): void {
-    if (this.flushing || !this.hasPending()) return;
+    if (this.flushing || !this.hasPending()) {
+      if (!this.flushing) this.forceStates = false;
+      return;
+    }
     this.flushing = (async () => {
       try {
         while (this.hasPending()) await this.flush();
       } finally {
         this.flushing = undefined;
+        this.forceStates = false;
       }
     })();
     this.flushing.catch((e) => this.p.log.error('rules: persisting failed', { err: e }));
   }
 
   private async flush(): Promise<void> {
-    const states = [...this.pendingStates];
-    this.pendingStates.clear();
+    let states: [string, EvalState | null][] = [];
+    if (this.statesDue()) {
+      states = [...this.pendingStates];
+      this.pendingStates.clear();
+      this.lastCheckpoint = Date.now();
+    }
     const alarms = [...this.pendingAlarms].map((id) => this.engine.alarms.get(id)).filter((a): a is AlarmRecord => !!a);
     this.pendingAlarms.clear();
     const alerts = [...this.pendingAlerts].map((id) => this.engine.alarms.get(id)).filter((a): a is AlarmRecord => !!a);
@@ -169,7 +205,14 @@ export class RulesService {
     const deliveries = this.pendingDeliveries;
     this.pendingDeliveries = [];
     try {
-      await this.store.saveStates(states);
+      const entities = new Map<string, { tenant: string; entityId: string }>();
+      for (const [k] of states) {
+        const [tenant, , entityId] = k.split('\u0000');
+        entities.set(`${tenant}\u0000${entityId}`, { tenant, entityId });
+      }
+      await this.store.saveEntityStates(
+        [...entities.values()].map((e) => ({ ...e, states: this.engine.statesOfEntity(e.tenant, e.entityId) })),
+      );
       await this.store.saveAlarms(alarms.map((a) => ({ ...a })));
       await this.store.logDeliveries(deliveries);
     } catch (e) {

@@ -56,6 +56,20 @@ CREATE TABLE IF NOT EXISTS rule_deliveries (
 CREATE INDEX IF NOT EXISTS rule_deliveries_alarm ON rule_deliveries (alarm_id);
 `,
   },
+  {
+    // one row per entity holding the states of every rule watching it: a checkpoint writes one row
+    // per changed entity instead of one per (rule, entity)
+    version: 2,
+    sql: `
+DROP TABLE IF EXISTS rule_states;
+CREATE TABLE IF NOT EXISTS rule_entity_states (
+  tenant text NOT NULL,
+  entity_id text NOT NULL,
+  states jsonb NOT NULL,
+  PRIMARY KEY (tenant, entity_id)
+);
+`,
+  },
 ];
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -124,39 +138,35 @@ export class RulesStore {
 
   async deleteRule(tenant: string, id: string): Promise<boolean> {
     const rows = await this.db.query('DELETE FROM rules WHERE tenant = $1 AND id = $2 RETURNING id', [tenant, id]);
-    await this.db.query('DELETE FROM rule_states WHERE tenant = $1 AND rule_id = $2', [tenant, id]);
     return rows.length > 0;
   }
 
-  // ---------- states (key = tenant \0 rule \0 entity)
+  // ---------- states: one row per (tenant, entity): { ruleId: EvalState }
   async loadStates(): Promise<[string, EvalState][]> {
-    const rows = await this.db.query<{ tenant: string; rule_id: string; entity_id: string; state: EvalState }>(
-      'SELECT tenant, rule_id, entity_id, state FROM rule_states',
+    const rows = await this.db.query<{ tenant: string; entity_id: string; states: Record<string, EvalState> }>(
+      'SELECT tenant, entity_id, states FROM rule_entity_states',
     );
-    return rows.map((r) => [`${r.tenant}\u0000${r.rule_id}\u0000${r.entity_id}`, r.state]);
+    const out: [string, EvalState][] = [];
+    for (const r of rows) for (const [rule, st] of Object.entries(r.states)) out.push([`${r.tenant}\u0000${rule}\u0000${r.entity_id}`, st]);
+    return out;
   }
 
-  async saveStates(entries: [string, EvalState | null][]): Promise<void> {
-    if (entries.length === 0) return;
-    const up: { t: string; r: string; e: string; s: EvalState }[] = [];
-    const del: { t: string; r: string; e: string }[] = [];
-    for (const [k, s] of entries) {
-      const [t, r, e] = k.split('\u0000');
-      if (s) up.push({ t, r, e, s });
-      else del.push({ t, r, e });
-    }
-    if (up.length) {
+  /** write the complete states of these entities (an empty object deletes the row) */
+  async saveEntityStates(entries: { tenant: string; entityId: string; states: Record<string, EvalState> }[]): Promise<void> {
+    const up = entries.filter((e) => Object.keys(e.states).length > 0).map((e) => ({ t: e.tenant, e: e.entityId, s: e.states }));
+    const del = entries.filter((e) => Object.keys(e.states).length === 0).map((e) => ({ t: e.tenant, e: e.entityId }));
+    for (let i = 0; i < up.length; i += 5000) {
       await this.db.query(
-        `INSERT INTO rule_states (tenant, rule_id, entity_id, state)
-         SELECT x.t, x.r, x.e, x.s FROM jsonb_to_recordset($1::jsonb) AS x(t text, r text, e text, s jsonb)
-         ON CONFLICT (tenant, rule_id, entity_id) DO UPDATE SET state = EXCLUDED.state`,
-        [JSON.stringify(up)],
+        `INSERT INTO rule_entity_states (tenant, entity_id, states)
+         SELECT x.t, x.e, x.s FROM jsonb_to_recordset($1::jsonb) AS x(t text, e text, s jsonb)
+         ON CONFLICT (tenant, entity_id) DO UPDATE SET states = EXCLUDED.states`,
+        [JSON.stringify(up.slice(i, i + 5000))],
       );
     }
     if (del.length) {
       await this.db.query(
-        `DELETE FROM rule_states s USING jsonb_to_recordset($1::jsonb) AS x(t text, r text, e text)
-         WHERE s.tenant = x.t AND s.rule_id = x.r AND s.entity_id = x.e`,
+        `DELETE FROM rule_entity_states s USING jsonb_to_recordset($1::jsonb) AS x(t text, e text)
+         WHERE s.tenant = x.t AND s.entity_id = x.e`,
         [JSON.stringify(del)],
       );
     }

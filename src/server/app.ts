@@ -2,8 +2,9 @@ import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
 import { ProblemError } from '../common/problem.ts';
 import type { Platform, UrbisModule } from '../platform.ts';
 import { ngsiLdRoutes } from '../ngsi-ld/api/routes.ts';
+import { httpsServerFactory } from '../trust/tls.ts';
 import { infoRoutes } from '../ngsi-ld/api/info.ts';
-import { checkRouteQueryParams } from '../ngsi-ld/api/http.ts';
+import { checkRouteQueryParams, negotiate } from '../ngsi-ld/api/http.ts';
 
 const NGSI_LD = '/ngsi-ld/';
 
@@ -13,6 +14,7 @@ const JSON_TYPES = ['application/json', 'application/ld+json', 'application/merg
 export async function buildApp(p: Platform, modules: UrbisModule[]): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
+    serverFactory: httpsServerFactory(), // trust: HTTPS when URBIS_TLS_CERT/URBIS_TLS_KEY are set
     bodyLimit: p.config.bodyLimit,
     // slow-loris safety: a request must arrive whole within these limits
     connectionTimeout: 60_000,
@@ -65,6 +67,9 @@ export async function buildApp(p: Platform, modules: UrbisModule[]): Promise<Fas
       return reply.code(411).send();
     }
     checkRouteQueryParams(req);
+    // an Accept that expands to none of json, ld+json, geo+json is a 406 whatever the resource (6.3.4);
+    // each route still picks among the representations it offers
+    if (req.method === 'GET' && req.routeOptions?.url) negotiate(req);
   });
   // NGSI-LD clients compare Content-Type exactly: no charset suffix on JSON; NGSILD-Tenant is echoed (6.3.14)
   app.addHook('onSend', async (req, reply, payload) => {

@@ -26,7 +26,7 @@ const bad = (d: string) => new ProblemError('BadRequestData', d);
 
 function parseTime(v: string, name: string): number {
   const t = Date.parse(v);
-  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(v) || Number.isNaN(t)) throw bad(`${name} must be a DateTime`);
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(v) || Number.isNaN(t)) throw bad(`${name} must be a DateTime (e.g. 2026-01-31T12:00:00Z)`);
   return t;
 }
 

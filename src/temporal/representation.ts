@@ -103,6 +103,8 @@ export function temporalValues(
         if (type === 'VocabProperty' && h.instance) {
           v = Array.isArray(v) ? v.map((x) => ctx.compactIri(String(x))) : ctx.compactIri(String(v));
         }
+        // 4.5.9: languageMap / json / vocab values are wrapped in an object naming the member
+        if (type === 'LanguageProperty' || type === 'JsonProperty' || type === 'VocabProperty') v = { [valueKey]: v };
         return [v, iso(h.t)];
       });
       if (ds) s.datasetId = ds;

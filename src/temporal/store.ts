@@ -383,20 +383,45 @@ export class HistoryStore {
     limit: number;
     offset: number;
     count?: boolean;
+    /** only entities with at least one instance in this window (of `attrs` / `datasetIds` when given) */
+    window?: { q: TemporalQuery; datasetIds?: string[] };
+    desc?: boolean;
   }): Promise<{ entities: TemporalEntityRow[]; count?: number }> {
-    const where = `tenant = $1 AND ($2::text[] IS NULL OR id = ANY($2)) AND ($3::text IS NULL OR id ~ $3)
-      AND ($4::jsonb IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements($4::jsonb) g
-            WHERE e.types @> ARRAY(SELECT jsonb_array_elements_text(g))))
-      AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM attr_history h WHERE h.tenant = e.tenant AND h.entity_id = e.id AND h.attr = ANY($5)))`;
-    const params = [
+    const params: unknown[] = [
       p.tenant,
       p.ids ?? null,
       p.idPattern ?? null,
       p.typeGroups ? JSON.stringify(p.typeGroups) : null,
       p.attrs ?? null,
     ];
+    let where = `tenant = $1 AND ($2::text[] IS NULL OR id = ANY($2)) AND ($3::text IS NULL OR id ~ $3)
+      AND ($4::jsonb IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements($4::jsonb) g
+            WHERE e.types @> ARRAY(SELECT jsonb_array_elements_text(g))))
+      AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM attr_history h WHERE h.tenant = e.tenant AND h.entity_id = e.id AND h.attr = ANY($5)))`;
+    if (p.window) {
+      const w = p.window;
+      const col = 'h.' + TIME_COL[w.q.timeproperty];
+      const c: string[] = ['h.tenant = e.tenant', 'h.entity_id = e.id', '($5::text[] IS NULL OR h.attr = ANY($5))'];
+      c.push(w.q.timeproperty === 'deletedAt' ? 'h.deleted_at IS NOT NULL' : 'h.deleted_at IS NULL');
+      if (w.datasetIds) {
+        params.push(w.datasetIds);
+        c.push(`(CASE WHEN h.dataset_id = '' THEN '@none' ELSE h.dataset_id END) = ANY($${params.length}::text[])`);
+      }
+      if (w.q.timerel === 'before') {
+        params.push(w.q.timeAt);
+        c.push(`${col} < $${params.length}::bigint`);
+      } else if (w.q.timerel === 'after') {
+        params.push(w.q.timeAt);
+        c.push(`${col} >= $${params.length}::bigint`);
+      } else if (w.q.timerel === 'between') {
+        params.push(w.q.timeAt, w.q.endTimeAt);
+        c.push(`${col} >= $${params.length - 1}::bigint AND ${col} < $${params.length}::bigint`);
+      }
+      where += ` AND EXISTS (SELECT 1 FROM attr_history h WHERE ${c.join(' AND ')})`;
+    }
+    const n0 = params.length;
     const rows = await this.db.query<Record<string, unknown>>(
-      `SELECT * FROM temporal_entities e WHERE ${where} ORDER BY id LIMIT $6 OFFSET $7`,
+      `SELECT * FROM temporal_entities e WHERE ${where} ORDER BY id ${p.desc ? 'DESC' : 'ASC'} LIMIT $${n0 + 1} OFFSET $${n0 + 2}`,
       [...params, p.limit, p.offset],
     );
     let count: number | undefined;

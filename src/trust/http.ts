@@ -175,12 +175,14 @@ export function trustHooks(app: FastifyInstance, p: Platform, svc: TrustService,
     await checkWrite(req, p, svc, st, rc);
   });
 
-  app.addHook('onSend', async (req, reply, payload) => {
-    // remember who created each subscription (notifications are filtered with that principal's rights)
+  // after the response: remember who created each subscription (notifications are filtered with
+  // that principal's rights; until recorded, a new subscription notifies nothing: fail closed)
+  app.addHook('onResponse', async (req, reply) => {
     const ru = req.routeOptions.url;
-    if (svc.enabled && ru !== undefined && /^\/ngsi-ld\/v1\/subscriptions(\/:id)?$/.test(ru)) {
-      const st = svc.state(req);
-      const loc = reply.getHeader('location');
+    if (!svc.enabled || ru === undefined || !/^\/ngsi-ld\/v1\/subscriptions(\/:id)?$/.test(ru)) return;
+    const st = svc.state(req);
+    const loc = reply.getHeader('location');
+    try {
       if (st && req.method === 'POST' && reply.statusCode === 201 && typeof loc === 'string') {
         const id = decodeURIComponent(loc.slice(loc.lastIndexOf('/') + 1));
         await svc.recordSubscriptionOwner(st.tenant, id, st.principal);
@@ -189,10 +191,17 @@ export function trustHooks(app: FastifyInstance, p: Platform, svc: TrustService,
         const id = (req.params as Record<string, string>).id;
         if (id) await svc.forgetSubscription(st.tenant, id);
       }
+    } catch (e) {
+      log.error('recording the subscription owner failed', { err: e });
     }
+  });
+
+  // synchronous on purpose: an async onSend hook delays the end of reply.send(), which breaks
+  // handlers that call reply.send() without returning the reply
+  app.addHook('onSend', (req, reply, payload, done) => {
     if (reply.statusCode === 401 && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer realm="urbis"');
     if (req.url.startsWith('/auth/')) reply.header('cache-control', 'no-store');
-    return payload;
+    done(null, payload);
   });
 }
 
@@ -412,7 +421,7 @@ export function trustRoutes(app: FastifyInstance, p: Platform, svc: TrustService
       if (pr) await svc.audit({ actor: actorOf(pr), action: 'logout', outcome: 'ok' });
     }
     setCookie(reply, '', 0);
-    reply.code(204).send();
+    return reply.code(204).send();
   });
 
   app.get(`${P}/me`, async (req) => {
@@ -435,7 +444,7 @@ export function trustRoutes(app: FastifyInstance, p: Platform, svc: TrustService
     const sid = cookie(req.headers.cookie, svc.cookieName);
     await svc.store.deleteSessionsOf(pr.id, sid ? sha256(sid) : undefined);
     await svc.audit({ actor: actorOf(pr), action: 'user.password', outcome: 'ok', target: pr.id });
-    reply.code(204).send();
+    return reply.code(204).send();
   });
 
   // ----- users
@@ -489,7 +498,7 @@ export function trustRoutes(app: FastifyInstance, p: Platform, svc: TrustService
     if (!(await adminsLeft(name))) throw new ProblemError('Conflict', 'This would leave no enabled platform admin.');
     await svc.store.deleteUser(name);
     await svc.audit({ actor: actorOf(me(req)), action: 'user.delete', outcome: 'ok', target: name });
-    reply.code(204).send();
+    return reply.code(204).send();
   });
 
   // ----- API keys
@@ -528,7 +537,7 @@ export function trustRoutes(app: FastifyInstance, p: Platform, svc: TrustService
     if (!(await svc.store.revokeKey(id))) throw notFound('No such API key.');
     svc.forgetKey(id);
     await svc.audit({ actor: actorOf(me(req)), action: 'apikey.revoke', outcome: 'ok', target: id });
-    reply.code(204).send();
+    return reply.code(204).send();
   });
 
   // ----- policies

@@ -49,6 +49,8 @@ const RULES: Rule[] = [
   [new RegExp(`${NGSI}/temporal/entities$`), (m) => (isRead(m) ? api('temporal', 'read') : api('temporal', 'write', { write: 'create' }))],
   [new RegExp(`${NGSI}/temporal/entities/`), (m) => (isRead(m) ? api('temporal', 'read') : api('temporal', 'write', { write: 'entity' }))],
   [new RegExp(`${NGSI}/temporal/`), (m) => (isRead(m) ? api('temporal', 'read') : api('temporal', 'write'))],
+  // temporal retention settings (Urbis extension): reading is read, changing or sweeping is administration
+  [/^\/temporal\/v1\//, (m) => (isRead(m) ? api('temporal', 'read') : api('temporal', 'administer'))],
   [new RegExp(`${NGSI}/subscriptions(/|$)`), () => api('subscriptions', 'subscribe')],
   [new RegExp(`${NGSI}/(csourceRegistrations|csourceSubscriptions)(/|$)`), (m) => (isRead(m) ? api('entities', 'read') : api('entities', 'administer'))],
   [new RegExp(`${NGSI}/info/`), () => api('entities', 'read')],

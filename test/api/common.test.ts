@@ -55,6 +55,12 @@ test('Accept: highest weight wins, ties follow the 6.3.4 list order, q=0 refuses
   const r = await s.inject({ method: 'GET', url: `${V1}/types`, headers: { accept: 'application/geo+json;q=0.9, application/ld+json;q=0.1' } });
   assert.equal(r.statusCode, 200);
   assert.equal(r.headers['content-type'], 'application/ld+json');
+  // the Accept precondition is decided before the resource is looked up; unknown routes stay 404
+  const c = await s.inject({ method: 'GET', url: `${V1}/jsonldContexts/urn:ngsi-ld:Context:nope`, headers: { accept: 'text/html' } });
+  assert.equal(c.statusCode, 406);
+  assert.equal(c.json().type, 'https://uri.etsi.org/ngsi-ld/errors/NotAcceptable');
+  const u = await s.inject({ method: 'GET', url: `${V1}/no-such-resource`, headers: { accept: 'text/html' } });
+  assert.equal(u.statusCode, 404);
 });
 
 test('GeoJSON embeds the @context unless Prefer: body=json', async () => {

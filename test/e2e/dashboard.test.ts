@@ -133,6 +133,19 @@ test('the KPI scorecard and the device fleet render', opts, async () => {
   await page.waitForSelector('.kpi-view .kpi-card, .kpi-view .kpi-grid p');
   await page.waitForTimeout(300);
   await page.screenshot({ path: join(shots, '04-kpi.png'), fullPage: true });
+  // drill down into one KPI: value history, target, provenance
+  const card = page.locator('.kpi-card[data-dimension]').first();
+  if ((await card.count()) > 0) {
+    await card.locator('summary').click();
+    const scored = card.locator('li:has(.dot:not(.band-none)) button[data-kpi]').first();
+    const first = (await scored.count()) > 0 ? scored : card.locator('button[data-kpi]').first();
+    if ((await first.count()) > 0) {
+      await first.click();
+      await page.waitForSelector('#kpi-detail-h');
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: join(shots, '04b-kpi-drilldown.png'), fullPage: true });
+    }
+  }
   await page.click('a[data-route="devices"]');
   await page.waitForSelector('.devices-view table.devices tbody tr');
   const online = Number(await page.locator('.fleet-count[data-state="online"] .n').textContent());

@@ -263,11 +263,11 @@ test('notification body, headers per accept, receiverInfo and MQTT shape', () =>
     },
   });
   const h = notificationHeaders(s, 'https://example.org/ctx.jsonld');
-  assert.equal(h['content-type'], 'application/json');
-  assert.match(h.link, /<https:\/\/example.org\/ctx.jsonld>; rel="http:\/\/www.w3.org\/ns\/json-ld#context"/);
-  assert.equal(h['x-additional-key'], 'Value');
+  assert.equal(h['Content-Type'], 'application/json');
+  assert.match(h.Link, /<https:\/\/example.org\/ctx.jsonld>; rel="http:\/\/www.w3.org\/ns\/json-ld#context"/);
+  assert.equal(h['X-Additional-Key'], 'Value');
   const ld = base({ notification: { endpoint: { uri: 'http://x/n', accept: 'application/ld+json' } } });
-  assert.equal(notificationHeaders(ld, 'https://example.org/ctx.jsonld').link, undefined);
+  assert.equal(notificationHeaders(ld, 'https://example.org/ctx.jsonld').Link, undefined);
   const body = notificationBody({
     id: 'urn:ngsi-ld:Notification:1',
     subscriptionId: s.id,

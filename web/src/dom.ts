@@ -79,3 +79,12 @@ export function fmtValue(v: unknown): string {
     return String(v);
   }
 }
+
+/** UN/CEFACT unit codes (NGSI-LD unitCode) commonly used by the city's feeds */
+const UNITS: Record<string, string> = {
+  GQ: 'µg/m³', GP: 'mg/m³', CEL: '°C', P1: '%', '2N': 'dB', MTQ: 'm³', KWH: 'kWh', KWT: 'kW', WTT: 'W',
+  KMH: 'km/h', MTS: 'm/s', MMT: 'mm', A97: 'hPa', DD: '°', MTR: 'm', KGM: 'kg', LTR: 'L', 'E32': 'L/h',
+};
+export function unitLabel(code: string): string {
+  return UNITS[code] ?? code;
+}

@@ -60,7 +60,8 @@ export function legendFor(type: string): StateKey[] {
     case 'air': return ['good', 'fair', 'moderate', 'poor', 'verypoor', 'unknown'];
     case 'waste': return ['low', 'medium', 'high', 'full', 'unknown'];
     case 'device': return ['online', 'silent', 'faulty'];
-    default: return ['ok', 'unknown'];
+    case 'alert': return ['alarm', 'ok'];
+    default: return ['ok'];
   }
 }
 
@@ -89,7 +90,6 @@ export function shortName(iri: string): string {
 export function mapAttrs(type: string): string[] | undefined {
   switch (family(type)) {
     case 'parking': return ['name', 'parkingStatus', 'occupancyStatus', 'spotStatus', 'availableSpotNumber', 'location'];
-    case 'air': return ['name', 'no2', 'pm10', 'pm25', 'o3', 'so2', 'airQualityLevel', 'airQualityIndex', 'location'];
     case 'waste': return ['name', 'fillingLevel', 'location'];
     case 'device': return ['name', 'deviceState', 'dateLastValueReported', 'batteryLevel', 'healthIssues', 'location'];
     default: return undefined;
@@ -119,7 +119,7 @@ export function stateOf(type: string, p: Record<string, unknown>, now = Date.now
     case 'air': return airState(p);
     case 'waste': return wasteState(p);
     case 'device': return deviceState(p, now);
-    case 'alert': return 'alarm';
+    case 'alert': return isActiveAlert(p) ? 'alarm' : 'ok';
     default: return 'ok';
   }
 }

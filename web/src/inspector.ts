@@ -4,7 +4,7 @@
  */
 import { getEntity, queryKeyValues, ApiError } from './api.ts';
 import { HistoryChart } from './chart.ts';
-import { h, replace, fmtValue, fmtTime, relTime } from './dom.ts';
+import { h, replace, fmtValue, fmtTime, relTime, unitLabel } from './dom.ts';
 import { t } from './strings.ts';
 import { deviceState, STATE_COLOURS, STATE_LABELS } from './entity-state.ts';
 
@@ -147,7 +147,7 @@ export class Inspector {
         rows.map((a) =>
           h('tr', { 'data-attr': a.name },
             h('th', { scope: 'row' }, a.name, a.datasetId ? h('span', { class: 'muted' }, ` [${a.datasetId}]`) : null),
-            h('td', {}, a.type === 'GeoProperty' ? geoSummary(a.value) : fmtValue(a.value), a.unitCode ? h('span', { class: 'muted' }, ` ${a.unitCode}`) : null),
+            h('td', {}, a.type === 'GeoProperty' ? geoSummary(a.value) : fmtValue(a.value), a.unitCode ? h('span', { class: 'muted', title: a.unitCode }, ` ${unitLabel(a.unitCode)}`) : null),
             h('td', { title: fmtTime(a.observedAt) }, a.observedAt ? t('ago', { v: relTime(a.observedAt) }) : '—'),
           ))),
     );

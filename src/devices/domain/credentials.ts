@@ -1,6 +1,7 @@
 /**
- * Device secrets (MQTT password or token) hashed at rest with scrypt (node:crypto). Stored form:
+ * Device secrets hashed at rest: passwords chosen by people with scrypt (node:crypto),
  *   scrypt$<N>$<r>$<p>$<salt base64url>$<hash base64url>
+ * generated tokens (192 random bits) with SHA-256 (see hashToken).
  * Verification is constant-time. A verified-secret cache keyed by a SHA-256 of (hash, secret)
  * keeps reconnect storms from costing one scrypt each.
  */
@@ -27,8 +28,21 @@ export async function hashSecret(secret: string, cost: { N?: number } = {}): Pro
 
 const verified = new Map<string, true>();
 
+/**
+ * Generated tokens carry 192 random bits, so a fast hash is enough at rest (no dictionary to try):
+ *   sha256$<hash base64url>
+ */
+export function hashToken(token: string): string {
+  return `sha256$${createHash('sha256').update(token).digest('base64url')}`;
+}
+
 export async function verifySecret(secret: string, stored: string): Promise<boolean> {
   if (typeof secret !== 'string' || typeof stored !== 'string' || secret.length > 1024) return false;
+  if (stored.startsWith('sha256$')) {
+    const a = Buffer.from(hashToken(secret));
+    const b = Buffer.from(stored);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const cacheKey = createHash('sha256').update(stored).update('\u0000').update(secret).digest('base64');

@@ -324,6 +324,7 @@ const ENTITY_RETRIEVE = [
 ];
 const PURGE = ['id', 'type', 'idPattern', 'attrs', 'pick', 'omit', 'q', 'scopeQ', 'csf', 'georel', 'geometry', 'coordinates', 'geoproperty', 'lang', 'datasetId', 'keep', 'drop', 'local'];
 const WRITE = ['options', 'local', 'type'];
+const TEMPORAL = ['timerel', 'timeAt', 'endTimeAt', 'timeproperty', 'lastN', 'aggrMethods', 'aggrPeriodDuration'];
 const V1 = '/ngsi-ld/v1';
 
 /**
@@ -358,6 +359,17 @@ export const SUPPORTED_PARAMS: Readonly<Record<string, readonly string[]>> = {
   [`GET ${V1}/jsonldContexts/:id`]: ['details'],
   [`DELETE ${V1}/jsonldContexts/:id`]: ['reload'],
   [`GET ${V1}/info/sourceIdentity`]: [],
+  // subscriptions module (5.8)
+  [`POST ${V1}/subscriptions`]: ['local'],
+  [`GET ${V1}/subscriptions`]: ['limit', 'offset', 'count', 'options', 'format', 'local'],
+  [`GET ${V1}/subscriptions/:id`]: ['options', 'format', 'local'],
+  [`PATCH ${V1}/subscriptions/:id`]: ['local'],
+  [`DELETE ${V1}/subscriptions/:id`]: ['local'],
+  // temporal module (5.6.11 ff., 5.7.3, 5.7.4)
+  [`POST ${V1}/temporal/entities`]: ['local'],
+  [`GET ${V1}/temporal/entities`]: [...ENTITY_QUERY, ...TEMPORAL],
+  [`GET ${V1}/temporal/entities/:id`]: [...ENTITY_RETRIEVE, ...TEMPORAL],
+  [`POST ${V1}/temporal/entityOperations/query`]: [...ENTITY_QUERY, ...TEMPORAL],
 };
 
 /** Throws InvalidRequest for a query parameter `allowed` does not name. */

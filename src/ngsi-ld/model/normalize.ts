@@ -24,11 +24,10 @@ const FORBIDDEN_MEMBERS = new Set(['entityIdSealed', 'entityTypeSealed', 'previo
 
 /** Attribute names reserved by the core context that may not be used as user attributes. */
 const RESERVED_ATTR_NAMES = new Set([
-  'id', 'type', 'value', 'object', 'languageMap', 'vocab', 'json', 'valueList', 'objectList', 'objectType', 'datasetId', 'instanceId',
-  'observedAt', 'createdAt', 'modifiedAt', 'deletedAt', 'expiresAt', 'unitCode', 'scope', 'lang', 'valueType', '@context',
+  'id', 'type', 'datasetId', 'instanceId', 'observedAt', 'createdAt', 'modifiedAt', 'deletedAt', 'expiresAt', 'unitCode', 'scope', '@context',
 ]);
 /** Expanded IRIs of the reserved member names (a client may also send them as full IRIs). */
-const RESERVED_IRIS = new Set(['hasObject', 'hasValue', 'hasLanguageMap', 'hasVocab', 'hasJSON', 'hasValueList', 'hasObjectList', 'observedAt', 'createdAt', 'modifiedAt', 'deletedAt', 'expiresAt', 'unitCode', 'datasetId', 'instanceId', 'scope', 'lang', 'hasValueType', 'hasObjectType'].map((t) => 'https://uri.etsi.org/ngsi-ld/' + t));
+const RESERVED_IRIS = new Set(['observedAt', 'createdAt', 'modifiedAt', 'deletedAt', 'expiresAt', 'unitCode', 'datasetId', 'instanceId', 'scope'].map((t) => 'https://uri.etsi.org/ngsi-ld/' + t));
 
 export interface NormalizeOptions {
   /** ISO time stamped on createdAt/modifiedAt */
@@ -47,6 +46,7 @@ export function normalizeEntity(input: unknown, ctx: TermResolver, opts: Normali
   if (!isObject(input)) throw new ProblemError('BadRequestData', 'An entity must be a JSON object.');
   const rawId = input.id ?? input['@id'];
   const id = rawId === undefined && opts.idOptional ? '' : checkEntityId(rawId);
+  if (id === NGSI_NULL) throw new ProblemError('BadRequestData', `"${NGSI_NULL}" is NGSI-LD Null and cannot be an entity id.`);
   const rawType = input.type ?? input['@type'];
   let type: string[] = [];
   if (rawType === undefined) {
@@ -98,6 +98,7 @@ export function normalizeScope(raw: unknown): string[] {
 
 export function expandAttrName(key: string, ctx: TermResolver): string {
   checkName(key, 'attribute name');
+  if (key.startsWith('@')) throw new ProblemError('BadRequestData', `"${truncate(key)}" is not a valid attribute name: names starting with "@" are JSON-LD keywords.`);
   if (RESERVED_ATTR_NAMES.has(key) || FORBIDDEN_MEMBERS.has(key)) throw new ProblemError('BadRequestData', `"${key}" is a reserved NGSI-LD member name and cannot be used as an attribute name.`);
   const iri = ctx.expandTerm(key);
   if (iri.startsWith('@') || RESERVED_IRIS.has(iri) || (iri.startsWith(NGSI_NS + 'hasPrevious')))
@@ -285,6 +286,7 @@ function stampTop(inst: AttrInstance, topLevel: boolean, opts: NormalizeOptions)
 function checkNoNull(v: unknown, name: string, opts: NormalizeOptions, depth = 0): void {
   if (opts.mergePatch || depth > 64) return;
   if (v === null) throw new ProblemError('BadRequestData', `The value of "${name}" contains a JSON null: remove the member instead.`);
+  if (v === NGSI_NULL && depth > 0) throw new ProblemError('BadRequestData', `The value of "${name}" contains NGSI-LD Null inside a structured value, which only a merge may use.`);
   if (typeof v === 'object') for (const x of Array.isArray(v) ? v : Object.values(v as object)) checkNoNull(x, name, opts, depth + 1);
 }
 

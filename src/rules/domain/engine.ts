@@ -202,6 +202,17 @@ export class RuleEngine {
     return this.states.get(alarmKey(tenant, ruleId, entityId));
   }
 
+  /** states of every rule of a tenant for one entity, by rule id */
+  statesOfEntity(tenant: string, entityId: string): Record<string, EvalState> {
+    const out: Record<string, EvalState> = {};
+    for (const c of this.rules.values()) {
+      if (c.rule.tenant !== tenant) continue;
+      const st = this.states.get(alarmKey(tenant, c.rule.id, entityId));
+      if (st) out[c.rule.id] = st;
+    }
+    return out;
+  }
+
   get stateCount(): number {
     return this.states.size;
   }
@@ -307,7 +318,7 @@ export class RuleEngine {
         if (!isNew && c.attrIri && !written(c.attrIri, ev, after)) return;
         this.evaluations++;
         st.lastSeen = now;
-        st.value = info.value = { lastUpdate: new Date(now).toISOString() };
+        info.value = { lastUpdate: new Date(now).toISOString() };
         return this.step(c, key, st, false, now, ev.entityId, info);
       }
       case 'geofence': {
@@ -420,6 +431,11 @@ export class RuleEngine {
         } else deadline = st.falseSince + r.alarm.clearAfterMs;
       }
     }
+    // keep persisted states small: value / location only matter while pending or firing
+    if (!st.firing && st.since === undefined) {
+      delete st.value;
+      delete st.location;
+    }
     if (r.trigger.kind === 'absence' && !st.firing && st.lastSeen !== undefined) {
       const d = st.lastSeen + r.trigger.afterMs;
       deadline = deadline === undefined ? d : Math.min(deadline, d);
@@ -477,6 +493,7 @@ export class RuleEngine {
       const t = c.rule.trigger;
       const raw = t.kind === 'absence' ? st.lastSeen !== undefined && now - st.lastSeen >= t.afterMs : st.raw ?? false;
       const info: Partial<FireInfo> = { entityType: st.entityType, value: st.value, location: st.location };
+      if (t.kind === 'absence' && st.lastSeen !== undefined) info.value = st.value = { lastUpdate: new Date(st.lastSeen).toISOString() };
       this.step(c, top.key, st, raw, now, entityId, info);
     }
   }

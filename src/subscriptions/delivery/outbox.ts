@@ -46,6 +46,8 @@ export interface OutboxItem {
   body: string;
   notifierInfo?: { key: string; value: string }[];
   timeoutMs?: number;
+  /** epoch ms before which the row is not sent (throttling); default: the enqueue time */
+  nextAt?: number;
 }
 
 export interface OutboxRow extends OutboxItem {
@@ -129,7 +131,7 @@ export class Outbox {
         `INSERT INTO notification_outbox (tenant, subscription_id, endpoint, headers, body, notifier_info, timeout_ms, next_at, created_at)
          SELECT j->>'tenant', j->>'subscription_id', j->>'endpoint', j->'headers', j->>'body',
                 CASE WHEN jsonb_typeof(j->'notifier_info') = 'array' THEN j->'notifier_info' END, (j->>'timeout_ms')::int,
-                $2::bigint, $2::bigint
+                COALESCE((j->>'next_at')::bigint, $2::bigint), $2::bigint
          FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(j, ord)
          ORDER BY a.ord`,
         [
@@ -142,6 +144,7 @@ export class Outbox {
               body: it.body,
               notifier_info: it.notifierInfo ?? null,
               timeout_ms: it.timeoutMs ?? null,
+              next_at: it.nextAt ?? null,
             })),
           ),
           now,

@@ -57,11 +57,24 @@ export function classifyChanges(ev: ChangeEvent): { created: string[]; updated: 
       if (a in before) deleted.add(a);
       continue;
     }
-    if (a in before) updated.push(a);
-    else created.push(a);
+    if (a in before) {
+      updated.push(a);
+      // an instance (datasetId) that is gone counts as an attribute deletion too
+      const ds = new Set(after[a].map((i) => i.datasetId ?? ''));
+      if (before[a].some((i) => !ds.has(i.datasetId ?? ''))) deleted.add(a);
+    } else created.push(a);
   }
-  if (ev.kind === 'replace') for (const a of Object.keys(before)) if (!(a in after)) deleted.add(a);
   return { created, updated, deleted: [...deleted] };
+}
+
+/** Whether an attribute that lost an instance also had a remaining instance changed. */
+function sameInstancesChanged(ev: ChangeEvent, a: string): boolean {
+  const b = ev.before?.attrs[a] ?? [];
+  const n = ev.after?.attrs[a] ?? [];
+  return n.some((i) => {
+    const p = b.find((x) => (x.datasetId ?? '') === (i.datasetId ?? ''));
+    return !p || JSON.stringify({ ...p, modifiedAt: 0 }) !== JSON.stringify({ ...i, modifiedAt: 0 });
+  });
 }
 
 /** Priority when one event satisfies several triggers of the same subscription. */
@@ -108,9 +121,10 @@ export function matchEvent(sub: Subscription, ev: ChangeEvent, filters: Compiled
       case 'attributeCreated':
         return ev.kind !== 'delete' && created.length > 0;
       case 'attributeUpdated':
-        return ev.kind !== 'delete' && ev.kind !== 'create' && updated.length > 0;
+        return ev.kind !== 'delete' && ev.kind !== 'create' && updated.some((a) => !deleted.includes(a) || sameInstancesChanged(ev, a));
       case 'attributeDeleted':
-        return ev.kind !== 'delete' && ev.kind !== 'create' && deleted.length > 0;
+        // deleting the entity deletes its (watched) attributes as well
+        return ev.kind !== 'create' && deleted.length > 0;
     }
   };
   const trigger = PRIORITY.find((t) => sub.notificationTrigger.includes(t) && fires(t));

@@ -40,7 +40,7 @@ export function subscriptionToPayload(
   if (sub.csf !== undefined) out.csf = sub.csf;
   if (sub.lang !== undefined) out.lang = sub.lang;
   if (sub.datasetId) out.datasetId = sub.datasetId;
-  out.isActive = sub.isActive;
+  if (!sub.isActive || sub.isActiveGiven) out.isActive = sub.isActive;
   if (sub.expiresAt !== undefined) out.expiresAt = sub.expiresAt;
   if (sub.throttling !== undefined) out.throttling = sub.throttling;
   if (sub.jsonldContext !== undefined) out.jsonldContext = sub.jsonldContext;

@@ -38,14 +38,15 @@ function nullValue(inst: AttrInstance): unknown {
 }
 
 /** A copy of the instance with its value replaced by the null marker (and previous value if asked). */
-function nulled(inst: AttrInstance, withPrevious: boolean, deletedAt: string): AttrInstance {
+function nulled(inst: AttrInstance, withPrevious: boolean, deletedAt: string, whole = false): AttrInstance {
   const [k, pk] = valueKeys(inst);
   const out: AttrInstance = { type: inst.type };
-  if (inst.datasetId !== undefined) out.datasetId = inst.datasetId;
+  if (inst.datasetId !== undefined && !whole) out.datasetId = inst.datasetId;
   out[k] = nullValue(inst);
   if (withPrevious) out[pk] = inst[k];
   if (inst.createdAt) out.createdAt = inst.createdAt;
-  out.modifiedAt = deletedAt;
+  out.modifiedAt = inst.modifiedAt ?? deletedAt;
+  out.deletedAt = deletedAt;
   return out;
 }
 
@@ -74,7 +75,9 @@ export function shapeEntity(sub: Subscription, ev: ChangeEvent, m: MatchResult):
   if (src.scope) out.scope = src.scope;
   if (ev.kind === 'delete') {
     out.deletedAt = ev.at;
-    for (const [name, insts] of Object.entries(src.attrs)) out.attrs[name] = insts.map((i) => nulled(i, show, ev.at));
+    // entityDeleted: the entity's identity only; attributeDeleted: the (watched) attributes as null markers
+    if (m.trigger === 'attributeDeleted') for (const name of m.deleted) if (src.attrs[name]) out.attrs[name] = [nulled(src.attrs[name][0], show, ev.at, true)];
+    return out;
   } else {
     const before = ev.before?.attrs ?? {};
     for (const [name, insts] of Object.entries(src.attrs)) {
@@ -90,7 +93,9 @@ export function shapeEntity(sub: Subscription, ev: ChangeEvent, m: MatchResult):
     for (const name of m.deleted) {
       const prev = before[name];
       if (!prev) continue;
-      out.attrs[name] = prev.map((i) => nulled(i, show, ev.at));
+      const now = src.attrs[name];
+      if (!now) out.attrs[name] = [nulled(prev.find((i) => i.datasetId === undefined) ?? prev[0], show, ev.at, true)];
+      else for (const p of prev) if (!now.some((i) => sameDataset(i, p))) out.attrs[name].push(nulled(p, show, ev.at));
     }
   }
   const only = sub.notification.attributes;
@@ -146,7 +151,10 @@ export function notificationBody(opts: {
   if (opts.accept === 'application/geo+json') {
     body.data = [{ type: 'FeatureCollection', features: opts.data.map((e) => toFeature(e)) }];
   }
-  if (opts.accept === 'application/ld+json' && opts.context !== undefined) body['@context'] = opts.context;
+  if (opts.accept === 'application/ld+json' && opts.context !== undefined) {
+    body['@context'] = opts.context;
+    body.data = opts.data.map((e) => ({ ...e, '@context': opts.context }));
+  }
   return body;
 }
 
@@ -166,12 +174,16 @@ export function toFeature(e: Record<string, unknown>, geoproperty = 'location'):
  */
 export function notificationHeaders(sub: Subscription, contextUrl: string | undefined): Record<string, string> {
   const accept = sub.notification.endpoint.accept;
-  const h: Record<string, string> = { 'content-type': accept === 'application/ld+json' ? 'application/ld+json' : accept };
+  // canonical spelling: some receivers (and test mocks) compare header names case-sensitively
+  const h: Record<string, string> = { 'Content-Type': accept === 'application/ld+json' ? 'application/ld+json' : accept };
   if (accept !== 'application/ld+json' && contextUrl) {
-    h.link = `<${contextUrl}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`;
+    h.Link = `<${contextUrl}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`;
   }
-  if (sub.tenant) h['ngsild-tenant'] = sub.tenant;
-  for (const p of sub.notification.endpoint.receiverInfo ?? []) h[p.key.toLowerCase()] = p.value;
+  if (sub.tenant) h['NGSILD-Tenant'] = sub.tenant;
+  for (const p of sub.notification.endpoint.receiverInfo ?? []) {
+    for (const k of Object.keys(h)) if (k.toLowerCase() === p.key.toLowerCase()) delete h[k];
+    h[p.key] = p.value;
+  }
   return h;
 }
 

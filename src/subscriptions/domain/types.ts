@@ -86,6 +86,8 @@ export interface Subscription {
   csf?: string;
   datasetId?: string[];
   isActive: boolean;
+  /** isActive was given by the client (rendered back then; the default true is not echoed) */
+  isActiveGiven?: boolean;
   expiresAt?: string;
   throttling?: number;
   notification: NotificationParams;

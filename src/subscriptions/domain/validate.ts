@@ -302,6 +302,7 @@ function applyMember(sub: Partial<Subscription>, key: string, v: unknown, deps: 
     case 'isActive':
       if (typeof v !== 'boolean') throw bad('isActive must be a boolean');
       sub.isActive = v;
+      sub.isActiveGiven = true;
       return;
     case 'expiresAt':
       if (!isDateTime(v)) throw bad('expiresAt must be a DateTime');
@@ -388,22 +389,19 @@ export function applySubscriptionUpdate(existing: Subscription, fragment: unknow
     touched++;
     if (raw === null || raw === NULL) {
       if (MANDATORY.has(k)) throw bad(`${k} is mandatory and cannot be removed`);
-      if (k === 'isActive') next.isActive = true;
+      if (k === 'isActive') {
+        next.isActive = true;
+        delete next.isActiveGiven;
+      }
       else if (k === 'notificationTrigger') next.notificationTrigger = [...DEFAULT_TRIGGERS];
       else delete (next as Record<string, unknown>)[k];
       continue;
     }
     if (k === 'notification') {
       if (!isObj(raw)) throw bad('notification must be an object');
-      const merged: Record<string, unknown> = { ...notificationToPayload(existing.notification, (x) => x) };
-      for (const [nk, nv] of Object.entries(raw)) {
-        if (nv === null || nv === NULL) {
-          if (nk === 'endpoint') throw bad('notification.endpoint is mandatory and cannot be removed');
-          delete merged[nk];
-        } else merged[nk] = nv;
-      }
-      // attributes / pick / omit of the existing form are already expanded: expanding again is idempotent
-      next.notification = parseNotification(merged, (t) => (t.includes(':') ? t : deps.expandTerm(t)));
+      // 5.8.2: a member of the fragment replaces the existing one: NotificationParams as a whole
+      if (raw.endpoint === undefined) throw bad('notification in an update replaces the whole NotificationParams: its endpoint is mandatory');
+      next.notification = parseNotification(raw, (t) => (t.includes(':') ? t : deps.expandTerm(t)));
       continue;
     }
     applyMember(next, k, raw, deps, false);

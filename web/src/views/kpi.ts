@@ -69,6 +69,7 @@ export class KpiView {
   private detail = h('div', { class: 'kpi-detail', 'aria-live': 'polite' });
   private sc: Scorecard | null = null;
   private plot: uPlot | null = null;
+  private names = new Map<string, string>();
 
   constructor() {
     const dl = (fmt: 'html' | 'csv' | 'json') =>
@@ -86,7 +87,12 @@ export class KpiView {
   async load(): Promise<void> {
     replace(this.cards, h('p', { class: 'muted' }, t('loading')));
     try {
-      this.sc = normalizeScorecard(await getJson('/kpi/v1/scores'));
+      const [sc, defs] = await Promise.all([
+        getJson('/kpi/v1/scores'),
+        getJson<{ code: string; name: string }[]>('/kpi/v1/definitions').catch(() => []),
+      ]);
+      this.sc = normalizeScorecard(sc);
+      if (Array.isArray(defs)) for (const d of defs) if (d?.code) this.names.set(d.code, d.name);
     } catch (e) {
       const msg = e instanceof ApiError && e.status === 404 ? t('kpiUnavailable') : t('error', { msg: (e as Error).message });
       replace(this.cards, h('p', { class: 'error' }, msg));
@@ -142,7 +148,7 @@ export class KpiView {
           const b = pts.length ? Math.round(pts.reduce((a, p) => a + p, 0) / pts.length) : null;
           return h('li', {},
             h('span', { class: `dot ${b ? BANDS[b].cls : 'band-none'}`, 'aria-hidden': 'true' }),
-            h('button', { type: 'button', class: 'link', 'data-kpi': code, onclick: () => void this.drill(code) }, its[0].name ? `${code} ${its[0].name}` : code));
+            h('button', { type: 'button', class: 'link', 'data-kpi': code, onclick: () => void this.drill(code) }, `${code} ${its[0].name ?? this.names.get(code) ?? ''}`.trim()));
         })));
     return details;
   }
@@ -163,7 +169,7 @@ export class KpiView {
     const plotEl = h('div', { class: 'plot', role: 'img', 'aria-label': `${t('kpiHistory')} ${code}` });
     replace(
       this.detail,
-      h('h2', { tabindex: '-1', id: 'kpi-detail-h' }, code),
+      h('h2', { tabindex: '-1', id: 'kpi-detail-h' }, code, this.names.get(code) ? h('span', { class: 'muted' }, ` · ${this.names.get(code)}`) : null),
       h('table', { class: 'attrs' },
         h('thead', {}, h('tr', {}, ...(['kpiName', 'kpiValue', 'kpiTarget', 'kpiBand'] as StringKey[]).map((k) => h('th', { scope: 'col' }, t(k))))),
         h('tbody', {}, items.map((i) => h('tr', {},
