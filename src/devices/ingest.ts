@@ -28,7 +28,7 @@ export interface Counters {
   measuresStored: number;
   updatesFailed: number;
   malformed: number;
-  rejected: { unknown: number; revoked: number; badCredentials: number; forbidden: number };
+  rejected: { unknown: number; revoked: number; badCredentials: number; forbidden: number; rateLimited: number };
 }
 
 interface Pending {
@@ -39,12 +39,14 @@ interface Pending {
   device?: DeviceStats;
 }
 
-const MAX_BATCH = 2000;
+const MAX_BATCH = 1000;
+/** concurrent write lanes (entities are spread over lanes by id) */
+const LANES = 4;
 const HIGH_WATER = 20_000;
 const DEVICE_ENTITY_REFRESH_MS = 60_000;
 
 export class Ingestor {
-  readonly counters: Counters = { measuresReceived: 0, measuresStored: 0, updatesFailed: 0, malformed: 0, rejected: { unknown: 0, revoked: 0, badCredentials: 0, forbidden: 0 } };
+  readonly counters: Counters = { measuresReceived: 0, measuresStored: 0, updatesFailed: 0, malformed: 0, rejected: { unknown: 0, revoked: 0, badCredentials: 0, forbidden: 0, rateLimited: 0 } };
   private stats = new Map<string, DeviceStats>();
   private health = new Map<string, HealthState>();
   private lastDeviceWrite = new Map<string, number>();
@@ -169,14 +171,17 @@ export class Ingestor {
     if (this.flushing) return;
     this.flushing = (async () => {
       while (this.queue.length) {
-        const take = this.queue.splice(0, MAX_BATCH * 4);
-        // tenant -> list of batches with distinct entity ids, order kept per entity
-        const byTenant = new Map<string, Pending[][]>();
+        const take = this.queue.splice(0, MAX_BATCH * LANES);
+        // lanes by entity id: lanes write concurrently (the store and the history consumers
+        // overlap), each lane in order; within a lane, a batch never holds the same entity twice
+        const lanes: Map<string, Pending[][]>[] = Array.from({ length: LANES }, () => new Map());
         const lastIdx = new Map<string, number>();
         for (const it of take) {
-          let batches = byTenant.get(it.tenant);
-          if (!batches) byTenant.set(it.tenant, (batches = []));
-          const key = `${it.tenant}\u0000${it.entity.id as string}`;
+          const id = it.entity.id as string;
+          const lane = lanes[laneOf(id)];
+          let batches = lane.get(it.tenant);
+          if (!batches) lane.set(it.tenant, (batches = []));
+          const key = `${it.tenant}\u0000${id}`;
           const last = lastIdx.get(key) ?? -1;
           let i = last + 1;
           while (i < batches.length && batches[i].length >= MAX_BATCH) i++;
@@ -184,9 +189,11 @@ export class Ingestor {
           batches[i].push(it);
           lastIdx.set(key, i);
         }
-        for (const [tenant, batches] of byTenant) {
-          for (const b of batches) await this.write(tenant, b);
-        }
+        await Promise.all(
+          lanes.map(async (lane) => {
+            for (const [tenant, batches] of lane) for (const b of batches) await this.write(tenant, b);
+          }),
+        );
         if (this.queue.length < HIGH_WATER) for (const w of this.drainWaiters.splice(0)) w();
       }
     })();
@@ -261,6 +268,12 @@ export class Ingestor {
     await this.idle();
     this.stopped = true;
   }
+}
+
+function laneOf(id: string): number {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (Math.imul(h, 31) + id.charCodeAt(i)) | 0;
+  return (h >>> 0) % LANES;
 }
 
 function toEntity(u: EntityUpdate): Record<string, unknown> {

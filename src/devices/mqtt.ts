@@ -34,13 +34,33 @@ export interface MqttTransport extends CommandSink {
   close(): Promise<void>;
 }
 
-type AuthedClient = Client & { urbisDevice?: DeviceRecord; urbisService?: boolean };
+type AuthedClient = Client & { urbisDevice?: DeviceRecord; urbisService?: boolean; urbisIp?: string };
+
+/** MQTT limits of the trust layer (p.services.get('auth').mqtt), when that module runs. */
+interface MqttGuard {
+  onConnect(clientId: string, ip: string | undefined): boolean;
+  onDisconnect(clientId: string, ip: string | undefined): void;
+  onPublish(clientId: string, bytes: number): boolean;
+}
+const guardOf = (p: Platform): MqttGuard | undefined => (p.services.get('auth') as { mqtt?: MqttGuard } | undefined)?.mqtt;
+const dropped = new WeakSet<object>();
 
 export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promise<MqttTransport> {
   const aedes = await Aedes.createBroker({ concurrency: 1000, drainTimeout: 30_000, queueLimit: 1000, maxClientsIdLength: 256, heartbeatInterval: 60_000 });
   const authenticators: ((u: string | undefined, pw: string | undefined) => boolean | Promise<boolean>)[] = [];
   const clients = new Map<string, Set<AuthedClient>>();
   const log = p.log.child('mqtt');
+
+  aedes.preConnect = (client, _packet, done) => {
+    const c = client as AuthedClient;
+    c.urbisIp = (c.conn as { remoteAddress?: string } | undefined)?.remoteAddress;
+    const g = guardOf(p);
+    if (g && !g.onConnect(c.id ?? '', c.urbisIp)) {
+      svc.ingest.counters.rejected.rateLimited++;
+      return done(new Error('too many connections from this address'), false);
+    }
+    done(null, true);
+  };
 
   aedes.authenticate = (client, username, password, done) => {
     const c = client as AuthedClient;
@@ -75,6 +95,13 @@ export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promis
     if (packet.topic.startsWith(SYS)) return done(new Error('$SYS topics are reserved'));
     const c = client as AuthedClient | null;
     if (!c || c.urbisService) return done(null);
+    const g = guardOf(p);
+    if (g && !g.onPublish(c.id, packet.payload?.length ?? 0)) {
+      // over the rate or size limit: dropped (not stored) and counted, the connection stays
+      svc.ingest.counters.rejected.rateLimited++;
+      dropped.add(packet);
+      return done(null);
+    }
     const t = parseTopic(packet.topic);
     if (!t) {
       svc.ingest.counters.rejected.forbidden++;
@@ -109,7 +136,7 @@ export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promis
 
   aedes.published = (packet, client, done) => {
     const c = client as AuthedClient | null;
-    if (!c || c.urbisService || packet.topic.startsWith(SYS)) return done();
+    if (!c || c.urbisService || packet.topic.startsWith(SYS) || dropped.has(packet)) return done();
     try {
       svc.handleMqtt(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload), { device: c.urbisDevice });
     } catch (e) {
@@ -124,6 +151,7 @@ export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promis
 
   aedes.on('clientDisconnect', (client) => {
     const c = client as AuthedClient;
+    guardOf(p)?.onDisconnect(c.id, c.urbisIp);
     if (!c.urbisDevice) return;
     const k = `${c.urbisDevice.tenant}\u0000${c.urbisDevice.device.device_id}`;
     clients.get(k)?.delete(c);

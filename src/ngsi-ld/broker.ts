@@ -645,7 +645,7 @@ function mergePatch(target: Record<string, unknown>, patch: Record<string, unkno
 }
 
 function isExpired(e: StoredEntity): boolean {
-  return e.expiresAt !== undefined && e.expiresAt <= new Date().toISOString();
+  return e.expiresAt !== undefined && Date.parse(e.expiresAt) <= Date.now();
 }
 
 function clone(e: StoredEntity): StoredEntity {
@@ -721,7 +721,7 @@ function mergeSubAttrs(inst: AttrInstance, old: AttrInstance, body: Record<strin
 /** Stored instance -> plain members (for merging a fragment onto it before re-validation). */
 function renderPlain(i: AttrInstance): Record<string, unknown> {
   const o: Record<string, unknown> = {};
-  for (const k of ['type', 'value', 'object', 'languageMap', 'json', 'valueList', 'observedAt', 'unitCode', 'datasetId']) if (i[k] !== undefined) o[k] = i[k];
+  for (const k of ['type', 'value', 'object', 'languageMap', 'json', 'valueList', 'observedAt', 'unitCode', 'datasetId', 'expiresAt', 'objectType']) if (i[k] !== undefined) o[k] = i[k];
   if (i.objectList) o.objectList = i.objectList;
   return o;
 }

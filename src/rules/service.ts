@@ -39,6 +39,27 @@ export interface RulesOptions {
 }
 
 const OWN_PREFIXES = [ALERT_ID_PREFIX, RULE_ID_PREFIX, SERVICE_REQUEST_ID_PREFIX];
+const RULE_TYPE_IRI = coreExpandTerm('Rule');
+
+/** the operator form of a rule from its NGSI-LD entity (JsonProperty or Property members) */
+function ruleInputFromEntity(e: StoredEntity, id: string): Record<string, unknown> {
+  const get = (term: string): unknown => {
+    const inst = e.attrs[coreExpandTerm(term)]?.[0];
+    if (!inst) return undefined;
+    return inst.json !== undefined ? inst.json : inst.value;
+  };
+  const out: Record<string, unknown> = { id };
+  for (const k of ['name', 'description', 'enabled', 'select', 'trigger', 'alarm', 'actions']) {
+    const v = get(k);
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+function sameRule(a: Rule, b: Rule): boolean {
+  const strip = (r: Rule) => JSON.stringify({ ...r, createdAt: undefined, modifiedAt: undefined });
+  return strip(a) === strip(b);
+}
 const DAY = 86_400_000;
 
 export class RulesService {
@@ -56,6 +77,7 @@ export class RulesService {
   private flushing?: Promise<void>;
   private stopped = false;
   private lastCheckpoint = 0;
+  private lastPrune = Date.now();
   private checkpointTimer?: ReturnType<typeof setTimeout>;
   private forceStates = false;
 
@@ -116,6 +138,7 @@ export class RulesService {
   /** resolves once everything produced so far is persisted and delivered (tests, shutdown) */
   async idle(): Promise<void> {
     for (let i = 0; i < 1000; i++) {
+      await this.ruleQueue;
       await this.flushing;
       await this.deliverer.idle();
       await this.flushing;
@@ -124,7 +147,7 @@ export class RulesService {
         this.kick();
         continue;
       }
-      if (!this.flushing) return;
+      if (!this.flushing && this.ruleJobs === 0) return;
     }
   }
 
@@ -139,7 +162,54 @@ export class RulesService {
     if (this.stopped) return;
     const mine = events.filter((e) => !OWN_PREFIXES.some((pre) => e.entityId.startsWith(pre)));
     if (mine.length) this.driver.process(mine);
+    for (const e of events) if (e.entityId.startsWith(RULE_ID_PREFIX) && e.types.includes(RULE_TYPE_IRI)) this.ruleEntityChanged(e);
   }
+
+  // ------------------------------------------------------------------ rules as NGSI-LD entities
+
+  private ruleQueue: Promise<void> = Promise.resolve();
+
+  /**
+   * A Rule entity written through NGSI-LD: create / replace / delete the rule it describes. Our own
+   * mirror writes come back here and are recognised as no-ops; an invalid entity gets a `ruleError`
+   * attribute with the validation message (and the rule keeps its previous definition).
+   */
+  private ruleEntityChanged(ev: ChangeEvent): void {
+    const id = ev.entityId.slice(RULE_ID_PREFIX.length);
+    const run = async () => {
+      const cur = this.engine.getRule(ev.tenant, id);
+      if (ev.kind === 'delete' || !ev.after) {
+        if (cur) await this.deleteRule(ev.tenant, id).catch(() => {});
+        return;
+      }
+      const input = ruleInputFromEntity(ev.after, id);
+      let rule: Rule;
+      try {
+        rule = await this.validate(ev.tenant, input, id);
+      } catch (e) {
+        const msg = (e as Error).message;
+        const prevErr = ev.after.attrs[coreExpandTerm('ruleError')]?.[0]?.value;
+        if (prevErr !== msg) {
+          await this.p.broker.mergeEntity(ev.tenant, ev.entityId, { ruleError: { type: 'Property', value: msg } }).catch(() => {});
+        }
+        return;
+      }
+      if (cur && sameRule(cur, rule)) {
+        if (ev.after.attrs[coreExpandTerm('ruleError')]) await this.mirror(cur); // drop a stale ruleError
+        return;
+      }
+      const now = this.p.clock.now();
+      await this.store.saveRule(rule, now, false);
+      await this.apply({ ...rule, createdAt: cur?.createdAt }, now);
+    };
+    this.ruleJobs++;
+    this.ruleQueue = this.ruleQueue
+      .then(run)
+      .catch((e) => this.p.log.warn('rules: Rule entity not applied', { err: e }))
+      .finally(() => this.ruleJobs--);
+  }
+
+  private ruleJobs = 0;
 
   // ------------------------------------------------------------------ output
 
@@ -217,6 +287,10 @@ export class RulesService {
       await this.store.logDeliveries(deliveries);
     } catch (e) {
       this.p.log.error('rules: saving states / alarms failed', { err: e });
+    }
+    if (Date.now() - this.lastPrune > 3_600_000) {
+      this.lastPrune = Date.now();
+      this.engine.alarms.prune(this.p.clock.now() - DAY); // cleared alarms stay in SQL, not in memory
     }
     const byTenant = new Map<string, Record<string, unknown>[]>();
     for (const a of alerts) {

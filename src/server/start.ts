@@ -40,6 +40,10 @@ export async function startPlatform(opts: StartOptions = {}): Promise<Running> {
   const loader = new ContextLoader({ timeoutMs: config.contextTimeoutMs });
   const registry = new ContextRegistry({ baseUrl: config.baseUrl, store: new SqlContextStore(db), loader, onError: (e) => log.warn('context store write failed', { err: e }) });
   await registry.init();
+  // @context usage counters (numberOfHits, lastUsage) are kept in memory and persisted in batches
+  const flushUsage = () => registry.flushUsage().catch((e) => log.warn('context usage flush failed', { err: e }));
+  const usageTimer = setInterval(flushUsage, 15_000);
+  usageTimer.unref();
   const broker = new Broker(db, bus, loader, { maxLimit: config.maxLimit, defaultLimit: config.defaultLimit, cacheSize: config.entityCacheSize });
   const platform: Platform = { config, db, bus, log, clock: opts.clock ?? systemClock, broker, services: new Map() };
   platform.services.set('jsonld.registry', registry);
@@ -78,6 +82,8 @@ export async function startPlatform(opts: StartOptions = {}): Promise<Running> {
       clearInterval(reaper);
       await app.close();
       for (const m of [...started].reverse()) await m.stop?.().catch((e) => log.warn(`stopping ${m.name} failed`, { err: e }));
+      clearInterval(usageTimer);
+      await flushUsage();
       await registry.settled?.().catch(() => {});
       await db.close();
     },

@@ -260,6 +260,49 @@ test('alarm raised on the change bus, Alert entity, actions delivered to local w
   }
 });
 
+test('rules as NGSI-LD entities: create, update (invalid -> ruleError), delete through the broker API', async () => {
+  const s = await testPlatform({ modules: [rulesModule()] });
+  try {
+    const entity = {
+      id: 'urn:ngsi-ld:Rule:noise-night', type: 'Rule',
+      name: { type: 'Property', value: 'Noise at night' },
+      select: { type: 'JsonProperty', json: { type: 'NoiseLevelObserved' } },
+      trigger: { type: 'JsonProperty', json: { kind: 'condition', q: 'LAeq>65' } },
+      alarm: { type: 'JsonProperty', json: { severity: 'low', category: 'environment' } },
+    };
+    const c = await s.inject({ method: 'POST', url: '/ngsi-ld/v1/entities', ...json(entity) });
+    assert.equal(c.statusCode, 201, c.body);
+    await svcOf(s).idle();
+    const r = await s.inject({ url: '/rules/v1/rules/noise-night' });
+    assert.equal(r.statusCode, 200, r.body);
+    assert.equal(r.json().trigger.q, 'LAeq>65');
+    await upsert(s, { id: 'urn:ngsi-ld:NoiseLevelObserved:n1', type: 'NoiseLevelObserved', LAeq: { type: 'Property', value: 72 } });
+    assert.equal((await s.inject({ url: '/rules/v1/alarms?rule=noise-night' })).json().length, 1);
+
+    // invalid update: the rule keeps its definition, the entity says why
+    const bad = await s.inject({ method: 'PATCH', url: '/ngsi-ld/v1/entities/urn:ngsi-ld:Rule:noise-night/attrs', ...json({ trigger: { type: 'JsonProperty', json: { kind: 'condition', q: 'LAeq>>' } } }) });
+    assert.equal(bad.statusCode, 204, bad.body);
+    await svcOf(s).idle();
+    assert.equal((await s.inject({ url: '/rules/v1/rules/noise-night' })).json().trigger.q, 'LAeq>65');
+    const withErr = (await s.inject({ url: '/ngsi-ld/v1/entities/urn:ngsi-ld:Rule:noise-night?options=keyValues' })).json();
+    assert.match(withErr.ruleError, /trigger\.q/);
+
+    // valid update through NGSI-LD
+    await s.inject({ method: 'PATCH', url: '/ngsi-ld/v1/entities/urn:ngsi-ld:Rule:noise-night/attrs', ...json({ trigger: { type: 'JsonProperty', json: { kind: 'condition', q: 'LAeq>80' } } }) });
+    await svcOf(s).idle();
+    assert.equal((await s.inject({ url: '/rules/v1/rules/noise-night' })).json().trigger.q, 'LAeq>80');
+    assert.equal((await s.inject({ url: '/rules/v1/alarms?rule=noise-night&status=active' })).json().length, 0, 'trigger changed: alarm cleared');
+    const fixed = (await s.inject({ url: '/ngsi-ld/v1/entities/urn:ngsi-ld:Rule:noise-night?options=keyValues' })).json();
+    assert.equal(fixed.ruleError, undefined);
+
+    assert.equal((await s.inject({ method: 'DELETE', url: '/ngsi-ld/v1/entities/urn:ngsi-ld:Rule:noise-night' })).statusCode, 204);
+    await svcOf(s).idle();
+    assert.equal((await s.inject({ url: '/rules/v1/rules/noise-night' })).statusCode, 404);
+  } finally {
+    await s.close();
+  }
+});
+
 test('webhook delivery is retried', async () => {
   const s = await testPlatform({ modules: [rulesModule()] });
   try {
@@ -317,6 +360,26 @@ test('held condition and absence on the platform clock (fake), surviving a resta
   } finally {
     await s.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('absence rule created after its entities exist: seeded from their last update', async () => {
+  const clock = new FakeClock(Date.now());
+  const s = await testPlatform({ clock, modules: [rulesModule()] });
+  try {
+    await upsert(s, { id: 'urn:ngsi-ld:WeatherObserved:ws1', type: 'WeatherObserved', temperature: { type: 'Property', value: 12 } });
+    await upsert(s, { id: 'urn:ngsi-ld:WeatherObserved:ws2', type: 'WeatherObserved', temperature: { type: 'Property', value: 13 } });
+    const r = await s.inject({ method: 'POST', url: '/rules/v1/rules', ...json({ id: 'ws-silent', name: 'Weather station silent', select: { type: 'WeatherObserved' }, trigger: { kind: 'absence', after: '10m', attribute: 'temperature' } }) });
+    assert.equal(r.statusCode, 201, r.body);
+    clock.advance(5 * 60_000);
+    await upsert(s, { id: 'urn:ngsi-ld:WeatherObserved:ws2', type: 'WeatherObserved', temperature: { type: 'Property', value: 14 } });
+    clock.advance(6 * 60_000);
+    await svcOf(s).idle();
+    const open = (await s.inject({ url: '/rules/v1/alarms?status=active' })).json();
+    assert.deepEqual(open.map((a: { entityId: string }) => a.entityId), ['urn:ngsi-ld:WeatherObserved:ws1']);
+    assert.match(open[0].description, /no update from urn:ngsi-ld:WeatherObserved:ws1 for 10m/);
+  } finally {
+    await s.close();
   }
 });
 

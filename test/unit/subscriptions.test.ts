@@ -120,7 +120,13 @@ test('update: status transitions, null removal, merge of notification', () => {
   assert.throws(() => applySubscriptionUpdate(s, { notification: null }, deps), /mandatory/);
   assert.throws(() => applySubscriptionUpdate(s, { notification: { endpoint: null } }, deps), /mandatory/);
   assert.throws(() => applySubscriptionUpdate(s, { entities: null }, deps), /entities or watchedAttributes/);
-  const u = applySubscriptionUpdate(s, { notification: { format: 'keyValues', attributes: ['speed'] }, expiresAt: null, q: 'speed>10' }, deps);
+  // 5.8.2: notification in a fragment replaces the whole NotificationParams, so its endpoint is mandatory
+  assert.throws(() => applySubscriptionUpdate(s, { notification: { format: 'keyValues' } }, deps), /endpoint is mandatory/);
+  const u = applySubscriptionUpdate(
+    s,
+    { notification: { format: 'keyValues', attributes: ['speed'], endpoint: { uri: 'http://localhost:1111/notify' } }, expiresAt: null, q: 'speed>10' },
+    deps,
+  );
   assert.equal(u.notification.format, 'keyValues');
   assert.deepEqual(u.notification.attributes, [V + 'speed']);
   assert.equal(u.notification.endpoint.uri, 'http://localhost:1111/notify');
@@ -238,10 +244,16 @@ test('shaping: showChanges, deleted attributes and deleted entities carry null m
   const sd = base({ notificationTrigger: ['entityDeleted'], notification: { ...ep, attributes: ['locatedAt'] } });
   const de = ev('delete', before, undefined);
   const od = shapeEntity(sd, de, m(sd, de)!);
+  // entityDeleted: id, type and deletedAt only
   assert.equal(od.deletedAt, de.at);
-  assert.deepEqual(Object.keys(od.attrs), [V + 'locatedAt']);
-  assert.equal(od.attrs[V + 'locatedAt'][0].object, 'urn:ngsi-ld:null');
-  assert.equal(od.attrs[V + 'locatedAt'][0].previousObject, undefined);
+  assert.deepEqual(Object.keys(od.attrs), []);
+  // attributeDeleted on an entity deletion: the watched attributes as null markers
+  const sa = base({ notificationTrigger: ['attributeDeleted'], watchedAttributes: ['locatedAt'], notification: { ...ep } });
+  const oa = shapeEntity(sa, de, m(sa, de)!);
+  assert.equal(oa.deletedAt, de.at);
+  assert.deepEqual(Object.keys(oa.attrs), [V + 'locatedAt']);
+  assert.equal(oa.attrs[V + 'locatedAt'][0].object, 'urn:ngsi-ld:null');
+  assert.equal(oa.attrs[V + 'locatedAt'][0].deletedAt, de.at);
 });
 
 test('shaping: datasetId filter keeps only the subscribed instances', () => {

@@ -1,7 +1,9 @@
 /**
  * Thin client of the platform's public HTTP APIs (NGSI-LD, temporal, KPI, rules, IoT, auth).
- * Adds the bearer token when signed in; a 401 raises `onUnauthorized` (the login dialog) and
- * retries the request once after sign-in.
+ * Authentication is the trust layer's session cookie (HttpOnly, sent by the browser itself, see
+ * auth.ts). A 401 asks the auth handler (sign-in dialog) and retries once; a 403 asks it too, since
+ * an account with a one-time password is refused everything until the password is changed.
+ * Requests that fail while a sign-in is under way wait for it and are retried.
  */
 export class ApiError extends Error {
   constructor(
@@ -13,25 +15,27 @@ export class ApiError extends Error {
   }
 }
 
-const TOKEN_KEY = 'urbis.token';
-let token: string | null = sessionStorage.getItem(TOKEN_KEY);
-let unauthorizedHandler: (() => Promise<void>) | null = null;
-let pendingLogin: Promise<void> | null = null;
+/** resolves true when the request should be retried (signed in, password changed) */
+export type AuthHandler = (status: 401 | 403) => Promise<boolean>;
+let authHandler: AuthHandler | null = null;
+let pendingAuth: Promise<boolean> | null = null;
+/** bumped after every successful sign-in / password change */
+let authGeneration = 0;
 
-export function setToken(t: string | null): void {
-  token = t;
-  if (t) sessionStorage.setItem(TOKEN_KEY, t);
-  else sessionStorage.removeItem(TOKEN_KEY);
-}
-export function getToken(): string | null {
-  return token;
-}
-export function onUnauthorized(h: () => Promise<void>): void {
-  unauthorizedHandler = h;
+export function onAuthNeeded(h: AuthHandler): void {
+  authHandler = h;
 }
 
-export function authHeaders(): Record<string, string> {
-  return token ? { authorization: `Bearer ${token}` } : {};
+async function askAuth(status: 401 | 403, sentAt: number): Promise<boolean> {
+  if (!authHandler) return false;
+  if (authGeneration !== sentAt) return true; // someone signed in meanwhile
+  pendingAuth ??= authHandler(status)
+    .then((ok) => {
+      if (ok) authGeneration++;
+      return ok;
+    })
+    .finally(() => (pendingAuth = null));
+  return pendingAuth;
 }
 
 export interface RequestOpts {
@@ -42,9 +46,9 @@ export interface RequestOpts {
   signal?: AbortSignal;
 }
 
-/** fetch with auth; returns the Response (ok) or throws ApiError */
+/** fetch with the session; returns the Response (ok) or throws ApiError */
 export async function request(path: string, opts: RequestOpts = {}, retried = false): Promise<Response> {
-  const headers: Record<string, string> = { accept: opts.accept ?? 'application/json', ...authHeaders(), ...opts.headers };
+  const headers: Record<string, string> = { accept: opts.accept ?? 'application/json', ...opts.headers };
   let body: BodyInit | undefined;
   if (opts.body !== undefined) {
     if (typeof opts.body === 'string' || opts.body instanceof URLSearchParams) body = opts.body;
@@ -53,12 +57,9 @@ export async function request(path: string, opts: RequestOpts = {}, retried = fa
       headers['content-type'] ??= 'application/json';
     }
   }
-  const res = await fetch(path, { method: opts.method ?? 'GET', headers, body, signal: opts.signal });
-  if (res.status === 401 && !retried && unauthorizedHandler) {
-    pendingLogin ??= unauthorizedHandler().finally(() => (pendingLogin = null));
-    await pendingLogin;
-    return request(path, opts, true);
-  }
+  const sentAt = authGeneration;
+  const res = await fetch(path, { method: opts.method ?? 'GET', headers, body, signal: opts.signal, credentials: 'same-origin' });
+  if ((res.status === 401 || res.status === 403) && !retried && (await askAuth(res.status, sentAt))) return request(path, opts, true);
   if (!res.ok) {
     let problem: ApiError['problem'];
     try {
@@ -177,28 +178,41 @@ export interface Series {
   /** epoch seconds */
   t: number[];
   v: (number | null)[];
+  /** avg per period; false = raw measurements */
   aggregated: boolean;
+  /** why raw values are shown: the broker cannot aggregate, or the history is too short to aggregate */
+  rawReason?: 'unsupported' | 'short';
 }
 
+/** below this many aggregated points a chart shows the raw measurements instead (young sensors) */
+export const MIN_AGGREGATED_POINTS = 4;
+
 /**
- * Temporal history of one attribute, aggregated (avg per period) when the broker supports
- * aggregation; falls back to raw temporalValues otherwise.
+ * Temporal history of one attribute (temporal API, src/temporal): averages per period
+ * (`options=aggregatedValues&aggrMethods=avg&aggrPeriodDuration=…`, answered as
+ * `{ <attr>: { type, avg: [[value, periodStart, periodEnd], …] } }`). When that gives fewer than
+ * MIN_AGGREGATED_POINTS periods (a sensor that started recently) or the broker cannot aggregate
+ * (400/422/501), the raw `temporalValues` (`{ values: [[value, observedAt], …] }`) are shown.
  */
 export async function temporalSeries(id: string, attr: string, from: Date, to: Date, period: string): Promise<Series> {
   const base = `${NGSI}/temporal/entities/${encodeURIComponent(id)}`;
   const common = { timerel: 'between', timeAt: from.toISOString(), endTimeAt: to.toISOString(), attrs: attr };
+  const raw = async (reason: Series['rawReason']): Promise<Series> => {
+    const r = await getJson<Record<string, unknown>>(base + qs({ ...common, options: 'temporalValues', lastN: 2000 }));
+    return { ...parseTemporalValues(r, attr), aggregated: false, rawReason: reason };
+  };
+  let agg: { t: number[]; v: (number | null)[] };
   try {
-    const r = await getJson<Record<string, unknown>>(
-      base + qs({ ...common, options: 'aggregatedValues', aggrMethods: 'avg', aggrPeriodDuration: period }),
-    );
-    return { ...parseAggregated(r, attr), aggregated: true };
+    agg = parseAggregated(await getJson<Record<string, unknown>>(base + qs({ ...common, options: 'aggregatedValues', aggrMethods: 'avg', aggrPeriodDuration: period })), attr);
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
     if (e.status === 404) return { t: [], v: [], aggregated: true };
     if (![400, 422, 501].includes(e.status)) throw e;
-    const r = await getJson<Record<string, unknown>>(base + qs({ ...common, options: 'temporalValues', lastN: 2000 }));
-    return { ...parseTemporalValues(r, attr), aggregated: false };
+    return raw('unsupported');
   }
+  if (agg.v.filter((x) => x !== null).length >= MIN_AGGREGATED_POINTS) return { ...agg, aggregated: true };
+  const r = await raw('short').catch(() => null);
+  return r && r.t.length > agg.t.length ? r : { ...agg, aggregated: true };
 }
 
 function attrOf(entity: Record<string, unknown>, attr: string): Record<string, unknown> | undefined {

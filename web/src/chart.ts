@@ -80,7 +80,9 @@ export class HistoryChart {
       return;
     }
     if (seq !== this.seq) return;
-    this.status.textContent = s.t.length === 0 ? t('historyEmpty') : s.aggregated ? '' : t('historyRaw');
+    this.status.textContent = s.t.length === 0 ? t('historyEmpty') : s.aggregated ? '' : s.rawReason === 'short' ? t('historyShort') : t('historyRaw');
+    this.el.dataset.points = String(s.v.filter((x) => x !== null).length);
+    this.el.dataset.mode = s.aggregated ? 'avg' : 'raw';
     this.plotEl.setAttribute('aria-label', `${t('history')}: ${this.attr}, ${t(this.preset.label)}, ${s.t.length} points`);
     this.draw(s, from, to);
   }

@@ -1,10 +1,9 @@
 /**
  * Live feed client: GET /live (Server-Sent Events pushed from the platform's change bus).
- * Uses fetch + a stream reader rather than EventSource so that the bearer token travels in the
- * Authorization header (EventSource cannot set headers). Reconnects with back-off; after a
+ * Read with fetch + a stream reader (the session cookie travels with it, and the status of a refused
+ * connection, 401/403, is visible, unlike with EventSource). Reconnects with back-off; after a
  * reconnect or a server `resync` event the listeners get a `resync` so views can refetch.
  */
-import { authHeaders } from './api.ts';
 import { SseParser } from './sse.ts';
 
 /** One entity change as sent by src/dashboard/module.ts */
@@ -74,7 +73,8 @@ export class LiveFeed {
       this.setState('connecting');
       try {
         const res = await fetch(this.url, {
-          headers: { accept: 'text/event-stream', ...authHeaders() },
+          headers: { accept: 'text/event-stream' },
+          credentials: 'same-origin',
           signal: this.ctrl.signal,
           cache: 'no-store',
         });

@@ -3,8 +3,8 @@ import './styles.css';
 import { t, setLanguage, language, type StringKey } from './strings.ts';
 import { h, replace, announce } from './dom.ts';
 import { loadConfig } from './config.ts';
-import { onUnauthorized } from './api.ts';
-import { showLogin, signedIn, signOut } from './auth.ts';
+import { onAuthNeeded } from './api.ts';
+import { showLogin, showPasswordChange, signOut, whoAmI, type Me } from './auth.ts';
 import { live, type LiveState } from './live.ts';
 import { store } from './store.ts';
 import { Inspector } from './inspector.ts';
@@ -139,19 +139,46 @@ live.onResync(() => {
   if (loaded.has('devices')) void devices.load();
 });
 
-// ---------- start ----------
-function showUser(): void {
-  if (signedIn()) replace($('user-slot'), h('button', { type: 'button', class: 'btn small secondary', onclick: signOut }, t('logout')));
+// ---------- session ----------
+/** top bar: who is signed in + sign out; "sign in" for anonymous readers (URBIS_PUBLIC_READ) */
+function showUser(me: Me | null): void {
+  const slot = $('user-slot');
+  if (me === null) {
+    replace(slot, h('button', { type: 'button', class: 'btn small secondary', id: 'sign-in', onclick: () => void showLogin().then(() => location.reload()) }, t('loginSubmit')));
+  } else if (!me.auth) replace(slot);
+  else {
+    replace(slot,
+      h('span', { class: 'user-name', id: 'user-name' }, me.name),
+      h('button', { type: 'button', class: 'btn small secondary', id: 'sign-out', onclick: () => void signOut() }, t('logout')));
+  }
 }
 
+async function refreshUser(): Promise<void> {
+  try {
+    showUser(await whoAmI());
+  } catch {
+    /* the platform without the trust module: nothing to show */
+  }
+}
+
+// an API answered 401 (no session) or 403 (maybe a one-time password to change first)
+onAuthNeeded(async (status) => {
+  if (status === 401) {
+    await showLogin();
+  } else {
+    const me = await whoAmI().catch(() => null);
+    if (!me?.mustChangePassword) return false;
+    await showPasswordChange();
+  }
+  void refreshUser();
+  live.restart();
+  return true;
+});
+
+// ---------- start ----------
 async function start(): Promise<void> {
-  // sign-in is asked for by the first API call answered 401 (auth on, no valid token)
-  onUnauthorized(() => showLogin(() => {
-    showUser();
-    live.restart();
-  }));
   route();
-  showUser();
+  void refreshUser();
   live.start();
   const mapP = currentRoute() === 'map' ? ensureMap() : null;
   const dataP = store.load();

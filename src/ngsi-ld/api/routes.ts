@@ -79,10 +79,11 @@ export async function ngsiLdRoutes(app: FastifyInstance, p: Platform) {
   const maxLimit = p.config.maxLimit;
 
   // NGSI-LD clients compare Content-Type exactly (application/json, application/ld+json): no charset suffix
-  app.addHook('onSend', async (_req, reply, payload) => {
+  // synchronous hook: an async one races handlers that call reply.send() without returning it
+  app.addHook('onSend', (_req, reply, payload, done) => {
     const ct = reply.getHeader('content-type');
     if (typeof ct === 'string' && ct.endsWith('; charset=utf-8') && ct.includes('json')) reply.header('content-type', ct.slice(0, -15));
-    return payload;
+    done(null, payload);
   });
 
   // ----- entities -----
@@ -119,7 +120,7 @@ export async function ngsiLdRoutes(app: FastifyInstance, p: Platform) {
     const qs = req.query;
     const { keep, drop, local, ...rest } = qs;
     if (keep !== undefined && drop !== undefined) throw new ProblemError('BadRequestData', 'keep and drop cannot be used together.');
-    const params = queryParamsFromQs(rest, ctx, maxLimit);
+    const params = queryParamsFromQs(rest, ctx, maxLimit, { sufficient: false });
     checkSufficient(params, boolParam(local, 'local'), undefined);
     params.requireFilter = false;
     await b.purge(tenantOf(req), params, { keep: listParam(keep), drop: listParam(drop) });

@@ -56,7 +56,10 @@ export function normalizeEntity(input: unknown, ctx: TermResolver, opts: Normali
   }
   const ent: StoredEntity = { id, type, createdAt: opts.now, modifiedAt: opts.now, attrs: {} };
   if (input.scope !== undefined) ent.scope = normalizeScope(input.scope);
-  if (input.expiresAt !== undefined) ent.expiresAt = checkDateTime(input.expiresAt, `expiresAt of entity "${id}"`);
+  if (input.expiresAt !== undefined) {
+    checkDateTime(input.expiresAt, `expiresAt of entity "${id}"`);
+    ent.expiresAt = input.expiresAt as string;
+  }
   for (const key of Object.keys(input)) {
     if (ENTITY_KEYS.has(key)) continue;
     const iri = expandAttrName(key, ctx);
@@ -260,7 +263,10 @@ export function normalizeInstance(name: string, raw: unknown, ctx: TermResolver,
     if (!/Z$/.test(raw.observedAt as string)) throw new ProblemError('BadRequestData', `observedAt of "${name}" must be in UTC with a trailing "Z" (e.g. "2026-01-31T12:00:00Z").`);
     inst.observedAt = raw.observedAt as string;
   }
-  if (raw.expiresAt !== undefined) inst.expiresAt = checkDateTime(raw.expiresAt, `expiresAt of "${name}"`);
+  if (raw.expiresAt !== undefined) {
+    checkDateTime(raw.expiresAt, `expiresAt of "${name}"`);
+    inst.expiresAt = raw.expiresAt as string;
+  }
   if (raw.unitCode !== undefined) {
     if (typeof raw.unitCode !== 'string' || !raw.unitCode) throw new ProblemError('BadRequestData', `unitCode of "${name}" must be a string (UN/CEFACT code such as "CEL").`);
     inst.unitCode = raw.unitCode;

@@ -34,7 +34,6 @@ export function renderEntity(e: StoredEntity, ctx: TermResolver, o: RenderOption
     out.modifiedAt = e.modifiedAt;
   }
   if (e.expiresAt !== undefined && o.format !== 'keyValues') out.expiresAt = e.expiresAt;
-  let nowIso: string | undefined;
   for (const iri in e.attrs) {
     if (o.pick && !o.pick.has(iri)) continue;
     if (o.omit && o.omit.has(iri)) continue;
@@ -42,9 +41,8 @@ export function renderEntity(e: StoredEntity, ctx: TermResolver, o: RenderOption
     if (o.datasetId) insts = insts.filter((i) => o.datasetId!.has(i.datasetId ?? '@none'));
     if (insts.some((i) => i.expiresAt !== undefined)) {
       // transient attribute instances vanish once expired (clause 4.22)
-      nowIso ??= new Date().toISOString();
-      const now = nowIso;
-      insts = insts.filter((i) => i.expiresAt === undefined || i.expiresAt > now);
+      const now = Date.now();
+      insts = insts.filter((i) => i.expiresAt === undefined || Date.parse(i.expiresAt) > now);
     }
     if (insts.length === 0) continue;
     const name = ctx.compactIri(iri);

@@ -71,7 +71,7 @@ export class EntityRepository {
     if (entities.length === 0) return new Set();
     await this.ensureTenant(db, tenant);
     // an expired transient entity no longer exists: its id may be created again
-    await db.query('DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) AND expires_at IS NOT NULL AND expires_at <= $3', [tenant, entities.map((e) => e.id), new Date().toISOString()]);
+    await db.query('DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) AND expires_at IS NOT NULL AND expires_at::timestamptz <= now()', [tenant, entities.map((e) => e.id)]);
     const r = await db.query<{ id: string }>(
       `INSERT INTO entities (tenant, ${COLS}) SELECT $1, ${COLS} FROM ${RECORDSET} ON CONFLICT (tenant, id) DO NOTHING RETURNING id`,
       [tenant, JSON.stringify(entities.map(toRecord))],
@@ -133,8 +133,8 @@ export class EntityRepository {
 
   /** Runs a filtered query; `where` is a SQL boolean over the entities table aliased `e`, params start at $2. */
   async select(tenant: string, where: string, params: unknown[], page?: { limit: number; offset: number }, orderBy = 'e.id'): Promise<StoredEntity[]> {
-    const p = [tenant, ...params, new Date().toISOString()];
-    let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')} FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at > $${p.length})${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
+    const p = [tenant, ...params];
+    let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')} FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
     if (page) {
       p.push(page.limit, page.offset);
       sql += ` LIMIT $${p.length - 1} OFFSET $${p.length}`;
@@ -145,15 +145,15 @@ export class EntityRepository {
   /** Transient entities whose expiry has passed (for the reaper). */
   async expired(limit = 1000): Promise<{ tenant: string; id: string }[]> {
     return this.db.query<{ tenant: string; id: string }>(
-      'SELECT tenant, id FROM entities WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2',
-      [new Date().toISOString(), limit],
+      'SELECT tenant, id FROM entities WHERE expires_at IS NOT NULL AND expires_at::timestamptz <= now() LIMIT $1',
+      [limit],
     );
   }
 
   async count(tenant: string, where: string, params: unknown[]): Promise<number> {
-    const p = [tenant, ...params, new Date().toISOString()];
+    const p = [tenant, ...params];
     const r = await this.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at > $${p.length})${where ? ' AND (' + where + ')' : ''}`,
+      `SELECT count(*)::int AS n FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''}`,
       p,
     );
     return Number(r[0].n);

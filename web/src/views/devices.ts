@@ -1,16 +1,57 @@
 /**
  * Device fleet: online / silent / faulty counts, last seen, battery (NGSI-LD `Device` entities) and
- * recent rejected payloads (IoT API).
+ * rejected payloads. The devices module (src/devices) keeps no list of rejected messages; it gives
+ *   GET /iot/stats    counters: malformed payloads of known devices, and messages refused before a
+ *                     device was known (rejected.unknown / badCredentials / revoked / forbidden)
+ *   Device entities   `lastError` (observedAt = when) and `malformedMessages` of every device whose
+ *                     last rejected payload is known (also per device: GET /iot/devices/{id}/status)
+ * so the "recent rejected payloads" list is the devices with a `lastError`, newest first.
  */
-import { getJson, queryKeyValues } from '../api.ts';
+import { getJson, queryKeyValues, NGSI, qs, shortKeys } from '../api.ts';
 import { deviceState, STATE_COLOURS, STATE_LABELS, type StateKey } from '../entity-state.ts';
 import { fmtBattery } from '../inspector.ts';
 import { h, replace, relTime, fmtTime, fmtValue } from '../dom.ts';
 import { t } from '../strings.ts';
 import type { LiveChange } from '../live.ts';
 
-/** where the IoT layer lists recently rejected payloads (first one that answers wins) */
-export const REJECTED_URLS = ['/iot/rejected?limit=20', '/iot/v1/rejected?limit=20', '/iot/payloads/rejected?limit=20'];
+/** IoT counters (devices module, GET /iot/stats) */
+export const IOT_STATS_URL = '/iot/stats';
+/** devices whose last payload was rejected, normalized (observedAt of lastError = when) */
+export const REJECTED_DEVICES_URL = `${NGSI}/entities${qs({ type: 'Device', q: 'lastError', attrs: 'lastError,malformedMessages,name', limit: 100 })}`;
+
+interface IotStats {
+  malformed?: number;
+  rejected?: { unknown?: number; revoked?: number; badCredentials?: number; forbidden?: number };
+}
+
+export interface RejectedRow {
+  id: string;
+  name: string;
+  at: string | undefined;
+  reason: string;
+  count: number | undefined;
+}
+
+/** rows of the rejected-payload table from normalized Device entities (pure; unit-tested) */
+export function rejectedRows(entities: Record<string, unknown>[]): RejectedRow[] {
+  const val = (a: unknown): unknown => (a && typeof a === 'object' && !Array.isArray(a) ? (a as { value?: unknown }).value : a);
+  const rows: RejectedRow[] = [];
+  for (const raw of entities) {
+    const e = shortKeys(raw);
+    const le = (Array.isArray(e.lastError) ? e.lastError[0] : e.lastError) as { value?: unknown; observedAt?: string } | string | undefined;
+    if (le === undefined || le === null) continue;
+    const name = val(e.name);
+    const n = Number(val(e.malformedMessages));
+    rows.push({
+      id: String(e.id),
+      name: typeof name === 'string' ? name : String(e.id).split(':').pop() ?? String(e.id),
+      at: typeof le === 'object' ? le.observedAt : undefined,
+      reason: String(typeof le === 'object' ? le.value : le),
+      count: Number.isFinite(n) ? n : undefined,
+    });
+  }
+  return rows.sort((a, b) => String(b.at ?? '').localeCompare(String(a.at ?? '')));
+}
 
 type Dev = Record<string, unknown> & { id: string };
 
@@ -28,8 +69,9 @@ export class DevicesView {
       this.el,
       h('h1', { id: 'devices-h' }, t('devicesTitle')),
       this.counts,
+      h('section', { class: 'rejected-section', 'aria-labelledby': 'rej-h' }, h('h2', { id: 'rej-h' }, t('devRejected')), this.rejected),
+      h('h2', { id: 'fleet-h' }, t('devList')),
       this.table,
-      h('section', { 'aria-labelledby': 'rej-h' }, h('h2', { id: 'rej-h' }, t('devRejected')), this.rejected),
     );
   }
 
@@ -92,30 +134,37 @@ export class DevicesView {
           const s = st.get(d)!;
           return h('tr', { 'data-id': d.id },
             h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => this.opts.onOpen(d.id) }, String(d.name ?? d.id))),
-            h('td', {}, h('span', { class: 'swatch', style: `background:${STATE_COLOURS[s]}` }), t(STATE_LABELS[s]), d.deviceState ? h('span', { class: 'muted' }, ` (${fmtValue(d.deviceState)})`) : null),
+            h('td', {}, h('span', { class: 'swatch', style: `background:${STATE_COLOURS[s]}` }), t(STATE_LABELS[s]), d.deviceState && String(d.deviceState).toLowerCase() !== s ? h('span', { class: 'muted' }, ` (${fmtValue(d.deviceState)})`) : null),
             h('td', { title: fmtTime(d.dateLastValueReported) }, d.dateLastValueReported ? t('ago', { v: relTime(d.dateLastValueReported, now) }) : t('never')),
             h('td', {}, batteryCell(d.batteryLevel)));
         }))));
   }
 
   private async loadRejected(): Promise<void> {
-    for (const url of REJECTED_URLS) {
-      try {
-        const r = await getJson<unknown>(url);
-        const list = (Array.isArray(r) ? r : ((r as { rejected?: unknown[]; items?: unknown[] }).rejected ?? (r as { items?: unknown[] }).items ?? [])) as Record<string, unknown>[];
-        replace(this.rejected, list.length === 0 ? h('p', { class: 'muted' }, t('devRejectedNone')) :
-          h('table', { class: 'devices' },
-            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('devId')), h('th', { scope: 'col' }, t('devReceived')), h('th', { scope: 'col' }, t('devReason')))),
-            h('tbody', {}, list.slice(0, 20).map((x) => h('tr', {},
-              h('td', {}, fmtValue(x.deviceId ?? x.device ?? x.device_id)),
-              h('td', {}, fmtTime(x.at ?? x.receivedAt ?? x.time)),
-              h('td', {}, fmtValue(x.reason ?? x.error ?? x.detail)))))));
-        return;
-      } catch {
-        /* try the next one */
-      }
-    }
-    replace(this.rejected, h('p', { class: 'muted' }, t('devRejectedNone')));
+    const [stats, devs] = await Promise.all([
+      getJson<IotStats>(IOT_STATS_URL).catch(() => null),
+      getJson<Record<string, unknown>[]>(REJECTED_DEVICES_URL).catch(() => null),
+    ]);
+    const rows = devs ? rejectedRows(devs) : [];
+    const r = stats?.rejected ?? {};
+    const counters: [string, number | undefined][] = [
+      [t('rejMalformed'), stats?.malformed],
+      [t('rejUnknown'), r.unknown],
+      [t('rejBadCredentials'), r.badCredentials],
+      [t('rejRevoked'), r.revoked],
+      [t('rejForbidden'), r.forbidden],
+    ];
+    replace(this.rejected,
+      stats ? h('dl', { class: 'rejected-counters' },
+        counters.map(([label, n]) => h('div', { 'data-count': String(n ?? 0) }, h('dt', {}, label), h('dd', {}, String(n ?? 0))))) : null,
+      rows.length === 0 ? h('p', { class: 'muted' }, t('devRejectedNone')) :
+        h('table', { class: 'devices rejected' },
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('devId')), h('th', { scope: 'col' }, t('devReceived')), h('th', { scope: 'col' }, t('devReason')), h('th', { scope: 'col' }, t('rejCount')))),
+          h('tbody', {}, rows.slice(0, 20).map((x) => h('tr', { 'data-id': x.id },
+            h('th', { scope: 'row' }, h('button', { type: 'button', class: 'link', onclick: () => this.opts.onOpen(x.id) }, x.name)),
+            h('td', { title: fmtTime(x.at) }, x.at ? t('ago', { v: relTime(x.at) }) : '—'),
+            h('td', {}, x.reason),
+            h('td', {}, x.count === undefined ? '—' : String(x.count)))))));
   }
 }
 
