@@ -1,4 +1,4 @@
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -10,7 +10,36 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 const target = process.env.URBIS_API ?? 'http://localhost:8080';
 const proxied = ['/ngsi-ld', '/kpi', '/rules', '/iot', '/auth', '/live', '/health', '/dashboard-config.json'];
 
+/**
+ * The map is the first view: its chunk (MapLibre, ~1 MB) is imported dynamically by main.ts, which
+ * would only start fetching it once main.js has run. Preload it (and MapLibre's worker script)
+ * from index.html so that both download while the shell paints.
+ */
+function preloadMap(): Plugin {
+  return {
+    name: 'urbis-preload-map',
+    apply: 'build',
+    transformIndexHtml: {
+      order: 'post',
+      handler(_html, ctx) {
+        const tags: { tag: string; attrs: Record<string, string>; injectTo: 'head' }[] = [];
+        for (const out of Object.values(ctx.bundle ?? {})) {
+          if (out.type === 'chunk' && out.isDynamicEntry && out.facadeModuleId?.endsWith('/map/map-view.ts')) {
+            tags.push({ tag: 'link', attrs: { rel: 'modulepreload', href: `/${out.fileName}` }, injectTo: 'head' });
+            for (const css of out.viteMetadata?.importedCss ?? []) tags.push({ tag: 'link', attrs: { rel: 'preload', as: 'style', href: `/${css}` }, injectTo: 'head' });
+          }
+          if (out.type === 'asset' && /maplibre-gl-csp-worker.*\.js$/.test(out.fileName)) {
+            tags.push({ tag: 'link', attrs: { rel: 'prefetch', href: `/${out.fileName}` }, injectTo: 'head' });
+          }
+        }
+        return tags;
+      },
+    },
+  };
+}
+
 export default defineConfig({
+  plugins: [preloadMap()],
   root,
   base: '/',
   publicDir: 'public',

@@ -35,12 +35,19 @@ export async function startDemo(p: Platform, svc: DeviceService, opts: { mqttUrl
   /** streetlight overrides set by commands */
   const override = new Map<string, { st?: string; dim?: number }>();
 
+  const warned = new Set<string>();
   const post = async (path: string, body: string, contentType: string, headers: Record<string, string> = {}) => {
     const base = opts.httpBase();
     if (!base) return;
     try {
       const r = await fetch(base + path, { method: 'POST', headers: { 'content-type': contentType, ...headers }, body, signal: AbortSignal.timeout(5000) });
-      await r.arrayBuffer();
+      const text = await r.text();
+      // malformed demo payloads are refused on purpose; anything else is worth a warning (once per route)
+      const route = path.split('?')[0];
+      if (!r.ok && !/WRONG_SYNTAX/.test(text) && !warned.has(route)) {
+        warned.add(route);
+        log.warn(`demo device refused on ${route}: HTTP ${r.status} ${text.slice(0, 200)}`);
+      }
     } catch (e) {
       log.debug('demo HTTP post failed', { err: (e as Error).message });
     }

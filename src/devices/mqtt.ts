@@ -44,6 +44,13 @@ interface MqttGuard {
 }
 const guardOf = (p: Platform): MqttGuard | undefined => (p.services.get('auth') as { mqtt?: MqttGuard } | undefined)?.mqtt;
 const dropped = new WeakSet<object>();
+/** clients counted by the guard's onConnect, released exactly once */
+const counted = new WeakSet<object>();
+const release = (p: Platform, c: AuthedClient) => {
+  if (!counted.has(c)) return;
+  counted.delete(c);
+  guardOf(p)?.onDisconnect(c.id, c.urbisIp);
+};
 
 export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promise<MqttTransport> {
   const aedes = await Aedes.createBroker({ concurrency: 1000, drainTimeout: 30_000, queueLimit: 1000, maxClientsIdLength: 256, heartbeatInterval: 60_000 });
@@ -59,6 +66,7 @@ export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promis
       svc.ingest.counters.rejected.rateLimited++;
       return done(new Error('too many connections from this address'), false);
     }
+    if (g) counted.add(c);
     done(null, true);
   };
 
@@ -151,13 +159,16 @@ export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promis
 
   aedes.on('clientDisconnect', (client) => {
     const c = client as AuthedClient;
-    guardOf(p)?.onDisconnect(c.id, c.urbisIp);
+    release(p, c);
     if (!c.urbisDevice) return;
     const k = `${c.urbisDevice.tenant}\u0000${c.urbisDevice.device.device_id}`;
     clients.get(k)?.delete(c);
   });
   aedes.on('clientError', (client, err) => log.debug('client error', { client: client?.id, err: err.message }));
-  aedes.on('connectionError', (client, err) => log.debug('connection error', { client: client?.id, err: err.message }));
+  aedes.on('connectionError', (client, err) => {
+    if (client) release(p, client as AuthedClient);
+    log.debug('connection error', { client: client?.id, err: err.message });
+  });
 
   const server: Server = createServer(aedes.handle);
   await new Promise<void>((res, rej) => {

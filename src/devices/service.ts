@@ -255,7 +255,6 @@ export class DeviceService {
       const d = autoprovisionDevice(deviceId, g, transport === 'mqtt' ? 'MQTT' : 'HTTP');
       r = { tenant: g.service, device: d, revoked: false };
       void this.saveDevice(r, true).catch((e) => this.p.log.warn('autoprovisioning failed', { err: e, device: deviceId }));
-      this.reg.putDevice(r).catch(() => {});
     }
     if (r.revoked) {
       this.ingest.counters.rejected.revoked++;
@@ -339,7 +338,6 @@ export class DeviceService {
           if (/^[^|#\n]*@[^|#\n]+\|/.test(src.trim()) || /^[^|#\n]+@[^|#\n]+$/.test(src.trim())) this.commandResults(r, 'ul', Buffer.from(src));
           else this.ingest.ingest(r, stamp(opts.attr ? parseUltralightSingle(opts.attr, src) : parseUltralight(src), ts), { transport: 'http', textValues: true });
         } else {
-          if (typeof body === 'string' && !opts.attr) throw new PayloadError('JSON measures need Content-Type: application/json');
           const groups = opts.attr ? (text !== undefined ? parseJsonSingle(opts.attr, text) : [{ values: { [opts.attr]: body } }]) : parseJsonMeasures(body);
           this.ingest.ingest(r, stamp(groups, ts), { transport: 'http' });
         }

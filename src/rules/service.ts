@@ -461,6 +461,7 @@ export class RulesService {
     return {
       rules: this.engine.listRules(tenant).length,
       evaluations: this.engine.evaluations,
+      failures: Object.fromEntries([...this.engine.failures].filter(([id]) => this.engine.getRule(tenant, id))),
       states: this.engine.stateCount,
       alarms: {
         active: alarms.filter((a) => a.status === 'active').length,

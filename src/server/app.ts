@@ -7,6 +7,8 @@ import { infoRoutes } from '../ngsi-ld/api/info.ts';
 import { checkRouteQueryParams, negotiate } from '../ngsi-ld/api/http.ts';
 
 const NGSI_LD = '/ngsi-ld/';
+/** the only operations that offer application/geo+json (6.3.15): Retrieve Entity and Query Entities */
+const GEOJSON_ROUTES = new Set(['/ngsi-ld/v1/entities', '/ngsi-ld/v1/entities/:id']);
 
 const JSON_TYPES = ['application/json', 'application/ld+json', 'application/merge-patch+json', 'application/geo+json'];
 
@@ -69,7 +71,7 @@ export async function buildApp(p: Platform, modules: UrbisModule[]): Promise<Fas
     checkRouteQueryParams(req);
     // an Accept that expands to none of json, ld+json, geo+json is a 406 whatever the resource (6.3.4);
     // each route still picks among the representations it offers
-    if (req.method === 'GET' && req.routeOptions?.url) negotiate(req);
+    if (req.method === 'GET' && req.routeOptions?.url) negotiate(req, GEOJSON_ROUTES.has(req.routeOptions.url));
   });
   // NGSI-LD clients compare Content-Type exactly: no charset suffix on JSON; NGSILD-Tenant is echoed (6.3.14)
   app.addHook('onSend', async (req, reply, payload) => {

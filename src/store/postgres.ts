@@ -34,17 +34,22 @@ export async function openPostgres(url: string, poolSize = 10): Promise<Db> {
       },
       async tx<T>(fn: (db: Db) => Promise<T>): Promise<T> {
         if (inTx) return fn(db);
-        const c = await pool.connect();
-        try {
-          await c.query('BEGIN');
-          const r = await fn(make(c, true));
-          await c.query('COMMIT');
-          return r;
-        } catch (e) {
-          await c.query('ROLLBACK').catch(() => {});
-          throw e;
-        } finally {
-          c.release();
+        // deadlocks and serialization failures are transient: the whole transaction is retried
+        for (let attempt = 1; ; attempt++) {
+          const c = await pool.connect();
+          try {
+            await c.query('BEGIN');
+            const r = await fn(make(c, true));
+            await c.query('COMMIT');
+            return r;
+          } catch (e) {
+            await c.query('ROLLBACK').catch(() => {});
+            const code = (e as { code?: string }).code;
+            if ((code === '40P01' || code === '40001') && attempt < 5) continue;
+            throw e;
+          } finally {
+            c.release();
+          }
         }
       },
       async close() {

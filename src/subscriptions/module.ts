@@ -363,11 +363,18 @@ export const subscriptionsModule: UrbisModule = {
     app.delete(base, noId);
     app.patch(base, noId);
     app.put(base, noId);
-    app.get(`${base}/:id`, async (req) => {
+    app.get(`${base}/:id`, async (req, reply) => {
       const s = svc!;
       const { ctx } = await s.ctxOf(req);
       const id = uriId((req.params as { id: string }).id);
-      return s.payload(await s.load(tenantOf(req), id), ctx);
+      const row = await s.load(tenantOf(req), id);
+      const out = s.payload(row, ctx);
+      if ((req.headers.accept ?? '').includes('application/ld+json')) {
+        const sub = row.record as Subscription;
+        reply.header('content-type', 'application/ld+json');
+        return { ...out, '@context': sub.jsonldContext ?? sub.context ?? CORE_CONTEXT_URL };
+      }
+      return out;
     });
     app.patch(`${base}/:id`, async (req, reply) => {
       const s = svc!;

@@ -526,7 +526,7 @@ export class HistoryStore {
       cond.push(`${col} >= $${params.length - 1} AND ${col} < $${params.length}`);
     }
     // one bucket for the whole interval when no period is given
-    const period = p.spec.periodMs ?? Number.MAX_SAFE_INTEGER / 4;
+    const period = p.spec.periodMs ?? Math.floor(Number.MAX_SAFE_INTEGER / 4);
     params.push(period);
     const pi = `$${params.length}::bigint`;
     params.push(anchor ?? null);

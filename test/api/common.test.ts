@@ -59,6 +59,9 @@ test('Accept: highest weight wins, ties follow the 6.3.4 list order, q=0 refuses
   const c = await s.inject({ method: 'GET', url: `${V1}/jsonldContexts/urn:ngsi-ld:Context:nope`, headers: { accept: 'text/html' } });
   assert.equal(c.statusCode, 406);
   assert.equal(c.json().type, 'https://uri.etsi.org/ngsi-ld/errors/NotAcceptable');
+  // geo+json is offered by Retrieve / Query Entities only (6.3.15)
+  const g = await s.inject({ method: 'GET', url: `${V1}/jsonldContexts/urn:ngsi-ld:Context:nope`, headers: { accept: 'application/geo+json' } });
+  assert.equal(g.statusCode, 406);
   const u = await s.inject({ method: 'GET', url: `${V1}/no-such-resource`, headers: { accept: 'text/html' } });
   assert.equal(u.statusCode, 404);
 });

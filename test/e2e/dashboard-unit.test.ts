@@ -56,3 +56,17 @@ test('U4SSC bands and KPI periods', () => {
   assert.equal(periodStart('2025'), Date.UTC(2025, 0, 1));
   assert.equal(periodStart('2025-03'), Date.UTC(2025, 2, 1));
 });
+
+test('temporal API shapes: aggregated avg per period and raw temporalValues; keyValues pages as features', async () => {
+  const { parseAggregated, parseTemporalValues, featuresOf } = await import('../../web/src/api.ts');
+  // GET /temporal/entities/{id}?options=aggregatedValues&aggrMethods=avg (src/temporal/representation.ts)
+  const agg = parseAggregated({ id: 'x', type: 'T', NO2: { type: 'Property', avg: [[24, '2026-01-01T01:00:00Z', '2026-01-01T02:00:00Z'], [null, '2026-01-01T00:00:00Z', '2026-01-01T01:00:00Z']] } }, 'NO2');
+  assert.deepEqual(agg, { t: [Date.parse('2026-01-01T00:00:00Z') / 1000, Date.parse('2026-01-01T01:00:00Z') / 1000], v: [null, 24] });
+  const raw = parseTemporalValues({ id: 'x', type: 'T', no2: { type: 'Property', values: [[26, '2026-01-01T02:00:00Z'], [25, '2026-01-01T01:00:00Z']] } }, 'no2');
+  assert.deepEqual(raw.v, [25, 26]);
+  const f = featuresOf([{ id: 'urn:a', type: 'ParkingSpot', 'https://example.org/x#spotStatus': 'free', location: { type: 'Point', coordinates: [1, 2] } }, { id: 'urn:b', type: 'ParkingSpot' }]);
+  assert.equal(f.length, 2);
+  assert.deepEqual(f[0].geometry, { type: 'Point', coordinates: [1, 2] });
+  assert.equal(f[0].properties.spotStatus, 'free');
+  assert.equal(f[1].geometry, null);
+});

@@ -13,7 +13,7 @@ export function storeKind(): 'pglite' | 'postgres' {
 export async function testStore(): Promise<{ db: Db; databaseUrl?: string; cleanup(): Promise<void> }> {
   if (storeKind() === 'pglite') {
     const db = await openStore({ memory: true });
-    return { db, cleanup: () => db.close() };
+    return { db, cleanup: () => db.close().catch(() => {}) };
   }
   const base = process.env.URBIS_TEST_DATABASE_URL ?? 'postgres://urbis:urbis@127.0.0.1:5432/urbis_test';
   const schema = `t_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
@@ -28,7 +28,7 @@ export async function testStore(): Promise<{ db: Db; databaseUrl?: string; clean
     db,
     databaseUrl: url,
     async cleanup() {
-      await db.close();
+      await db.close().catch(() => {}); // may already be closed by the code under test
       const c = new pg.Client({ connectionString: base });
       await c.connect();
       await c.query(`DROP SCHEMA ${schema} CASCADE`);

@@ -500,6 +500,16 @@ describe('ContextRegistry', () => {
     await reg.delete(a.id);
     assert.notEqual((await reg.implicit(ctx)).id, a.id);
   });
+  test('urlFor: a single URL stays, inline or compound contexts become ImplicitlyCreated', async () => {
+    const reg = make();
+    assert.equal(await reg.urlFor('https://example.org/a.jsonld'), 'https://example.org/a.jsonld');
+    assert.equal(await reg.urlFor(['https://example.org/a.jsonld']), 'https://example.org/a.jsonld');
+    assert.equal(await reg.urlFor(undefined), CORE_CONTEXT_URL);
+    const ctx = ['https://example.org/a.jsonld', { x: 'https://example.org/x' }];
+    const url = await reg.urlFor(ctx, { tenant: 't' });
+    assert.equal(url, (await reg.implicit(ctx, { tenant: 't' })).url);
+    assert.deepEqual(reg.list({ tenant: 't', kind: 'ImplicitlyCreated' }), [url]);
+  });
 
   describe('with a loader', () => {
     let server: Server;

@@ -383,3 +383,17 @@ test('engine works with any q engine (here: a counting wrapper); description tem
   assert.equal(calls, 1);
   assert.equal(e.alarms.list()[0].description, `PM2.5 at ${S1} is 66 (test rule)`);
 });
+
+test('a rule whose evaluation throws is counted and does not stop the others', () => {
+  const boom = { compile: () => ({ test: () => { throw new Error('boom'); }, attributes: ['pm25'] }) };
+  const bad = rule({ id: 'bad', select: { type: AQ }, trigger: { kind: 'condition', q: 'pm25>1' } }, boom);
+  const good = rule({ id: 'good', select: { type: AQ }, trigger: { kind: 'condition', q: 'pm25>1' } });
+  const h = new Harness([good]);
+  // the engine compiles with its own q engine: swap in the throwing one for the bad rule only
+  (h.engine as unknown as { opts: { q: unknown } }).opts.q = boom;
+  h.engine.setRule(bad);
+  h.write(S1, AQ, { pm25: 5 });
+  assert.deepEqual(h.events(), [`raise:${S1}`]);
+  assert.equal(h.engine.failures.get('bad')?.count, 1);
+  assert.match(h.engine.failures.get('bad')!.last, /boom/);
+});

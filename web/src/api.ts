@@ -109,19 +109,29 @@ export async function listTypes(): Promise<string[]> {
 }
 
 /**
- * All entities of a type as GeoJSON (keyValues), fetched in pages of 1000: the first page asks
- * for the count, the rest are requested in parallel.
+ * All entities of a type for the map, as features (id, point geometry, keyValues properties).
+ * Fetched as plain keyValues JSON with `pick=` (only the attributes the map needs; about 40 % less
+ * broker work and bytes than `attrs=` with `Accept: application/geo+json`, which repeats the
+ * location in geometry and properties), in pages of 1000: the first page asks for the count, the
+ * rest are requested in parallel. Brokers without `pick` (400) are asked with `attrs=` instead.
  */
 export async function entitiesGeoJson(type: string, attrs?: string[], signal?: AbortSignal): Promise<Feature[]> {
-  const page = (offset: number, count: boolean) =>
-    request(`${NGSI}/entities${qs({ type, attrs: attrs?.join(','), options: 'keyValues', limit: MAX_LIMIT, offset, count: count || undefined })}`, {
-      accept: 'application/geo+json',
-      signal,
-    });
+  let usePick = attrs !== undefined;
+  const page = async (offset: number, count: boolean): Promise<Response> => {
+    const sel = attrs === undefined ? {} : usePick ? { pick: ['id', 'type', ...attrs].join(',') } : { attrs: attrs.join(',') };
+    try {
+      return await request(`${NGSI}/entities${qs({ type, ...sel, options: 'keyValues', limit: MAX_LIMIT, offset, count: count || undefined })}`, { signal });
+    } catch (e) {
+      if (usePick && e instanceof ApiError && e.status === 400) {
+        usePick = false;
+        return page(offset, count);
+      }
+      throw e;
+    }
+  };
   const first = await page(0, true);
   const total = Number(first.headers.get('NGSILD-Results-Count') ?? NaN);
-  const fc = (await first.json()) as FeatureCollection | Feature[];
-  const out = featuresOf(fc);
+  const out = featuresOf(await first.json());
   if (Number.isFinite(total) && total > out.length) {
     const offsets: number[] = [];
     for (let o = MAX_LIMIT; o < total; o += MAX_LIMIT) offsets.push(o);
@@ -138,10 +148,24 @@ export async function entitiesGeoJson(type: string, attrs?: string[], signal?: A
   return out;
 }
 
-function featuresOf(x: unknown): Feature[] {
-  const list = Array.isArray(x) ? (x as Feature[]) : x && typeof x === 'object' && Array.isArray((x as FeatureCollection).features) ? (x as FeatureCollection).features : [];
-  for (const f of list) if (f.properties) f.properties = shortKeys(f.properties);
-  return list;
+/** keyValues entities (or a GeoJSON FeatureCollection) to features; geometry = `location` */
+export function featuresOf(x: unknown): Feature[] {
+  if (x && typeof x === 'object' && !Array.isArray(x) && Array.isArray((x as FeatureCollection).features)) {
+    const list = (x as FeatureCollection).features;
+    for (const f of list) if (f.properties) f.properties = shortKeys(f.properties);
+    return list;
+  }
+  if (!Array.isArray(x)) return [];
+  const out: Feature[] = new Array(x.length);
+  let n = 0;
+  for (const raw of x as Record<string, unknown>[]) {
+    if (!raw || typeof raw !== 'object') continue;
+    const props = shortKeys(raw);
+    const loc = props.location as Feature['geometry'] | undefined;
+    out[n++] = { type: 'Feature', id: String(props.id), geometry: loc && typeof loc === 'object' && 'type' in loc ? loc : null, properties: props };
+  }
+  out.length = n;
+  return out;
 }
 
 /**

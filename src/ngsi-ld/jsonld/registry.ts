@@ -185,6 +185,18 @@ export class ContextRegistry implements ContextHooks {
   }
 
   /**
+   * One URL for a request's @context, as a subscription's jsonldContext (5.2.12) needs: a single
+   * URL stays as it is, anything else (inline object, array) gets an ImplicitlyCreated record.
+   * No @context at all means the core.
+   */
+  async urlFor(context: unknown, options: TenantOption = {}): Promise<string> {
+    if (context === undefined || context === null) return CORE_CONTEXT_URL;
+    if (typeof context === 'string') return context;
+    if (Array.isArray(context) && context.length === 1 && typeof context[0] === 'string') return context[0];
+    return (await this.implicit(context, options)).url;
+  }
+
+  /**
    * GET /jsonldContexts/{id}: the document, or its ContextDetails with details=true. `id` is a
    * localId, this broker's URL for it, or (Cached only) the original URL.
    */

@@ -34,7 +34,23 @@ const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], sco
 
 export class EntityRepository {
   private knownTenants = new Set<string>(['']);
+  private writesSinceAnalyze = 0;
+  private analyzing = false;
   constructor(readonly db: Db) {}
+
+  /**
+   * Keeps planner statistics fresh after bulk writes. PGlite has no autovacuum, and without
+   * statistics a `type=` query sorts every match instead of walking the primary key.
+   */
+  private noteWrites(n: number) {
+    this.writesSinceAnalyze += n;
+    if (this.analyzing || this.writesSinceAnalyze < 2000) return;
+    this.analyzing = true;
+    this.writesSinceAnalyze = 0;
+    setTimeout(() => {
+      this.db.exec('ANALYZE entities; ANALYZE entity_geo').catch(() => {}).finally(() => { this.analyzing = false; });
+    }, 1000).unref();
+  }
 
   async tenantExists(tenant: string): Promise<boolean> {
     if (this.knownTenants.has(tenant)) return true;
@@ -61,7 +77,8 @@ export class EntityRepository {
   async getMany(tenant: string, ids: string[], db: Db = this.db, forUpdate = false): Promise<Map<string, StoredEntity>> {
     const m = new Map<string, StoredEntity>();
     if (ids.length === 0) return m;
-    const r = await db.query<Row>(`SELECT ${COLS} FROM entities WHERE tenant = $1 AND id = ANY($2::text[])${forUpdate ? ' FOR UPDATE' : ''}`, [tenant, ids]);
+    // locks are taken in id order so that concurrent batches cannot deadlock
+    const r = await db.query<Row>(`SELECT ${COLS} FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY id${forUpdate ? ' FOR UPDATE' : ''}`, [tenant, ids]);
     for (const row of r) m.set(row.id, fromRow(row));
     return m;
   }
@@ -69,6 +86,7 @@ export class EntityRepository {
   /** Inserts entities that do not exist yet; returns the ids actually inserted. */
   async insertMany(db: Db, tenant: string, entities: StoredEntity[]): Promise<Set<string>> {
     if (entities.length === 0) return new Set();
+    this.noteWrites(entities.length);
     await this.ensureTenant(db, tenant);
     // an expired transient entity no longer exists: its id may be created again
     await db.query('DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) AND expires_at IS NOT NULL AND expires_at::timestamptz <= now()', [tenant, entities.map((e) => e.id)]);
@@ -84,6 +102,8 @@ export class EntityRepository {
   /** Writes the given entities whole (insert or overwrite). */
   async saveMany(db: Db, tenant: string, entities: StoredEntity[]): Promise<void> {
     if (entities.length === 0) return;
+    this.noteWrites(entities.length);
+    entities = [...entities].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     await this.ensureTenant(db, tenant);
     await db.query(
       `INSERT INTO entities (tenant, ${COLS}) SELECT $1, ${COLS} FROM ${RECORDSET}

@@ -248,9 +248,23 @@ export class RuleEngine {
     for (const ev of events) {
       for (const type of ev.types) {
         const l = this.byType.get(type);
-        if (l) for (const c of l) this.handle(c, ev, now);
+        if (l) for (const c of l) this.safeHandle(c, ev, now);
       }
-      for (const c of this.untyped) this.handle(c, ev, now);
+      for (const c of this.untyped) this.safeHandle(c, ev, now);
+    }
+  }
+
+  /** evaluation failures (e.g. a q evaluator throwing on odd data), by rule id; one bad rule never stops the others */
+  readonly failures = new Map<string, { count: number; last: string }>();
+
+  private safeHandle(c: CompiledRule, ev: ChangeEvent, now: number) {
+    try {
+      this.handle(c, ev, now);
+    } catch (e) {
+      const f = this.failures.get(c.rule.id) ?? { count: 0, last: '' };
+      f.count++;
+      f.last = `${ev.entityId}: ${(e as Error).message}`;
+      this.failures.set(c.rule.id, f);
     }
   }
 

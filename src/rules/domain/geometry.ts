@@ -1,8 +1,7 @@
 /**
- * Small geometry helpers for geofence rules (pure): point-in-polygon on [lon, lat] rings, great-circle
- * distance, polygon validation. Entity geometries other than Point are judged by their vertices
- * (inside = every vertex inside; intersects = some vertex inside), which is enough for fences around
- * moving assets reported as points.
+ * Small geometry helpers for geofence rules (pure): point-in-polygon on [lon, lat] rings and polygon
+ * validation. An entity geometry other than a Point counts as inside when one of its vertices is,
+ * which is enough for fences around moving assets reported as points.
  */
 type Pos = [number, number];
 type Ring = Pos[];
@@ -48,16 +47,6 @@ export function pointInPolygon(p: Pos, g: { type: string; coordinates: unknown }
   return false;
 }
 
-/** metres between two [lon, lat] positions (haversine) */
-export function distanceM(a: Pos, b: Pos): number {
-  const R = 6_371_008.8;
-  const rad = Math.PI / 180;
-  const dLat = (b[1] - a[1]) * rad;
-  const dLon = (b[0] - a[0]) * rad;
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a[1] * rad) * Math.cos(b[1] * rad) * Math.sin(dLon / 2) ** 2;
-  return 2 * R * Math.asin(Math.min(1, Math.sqrt(h)));
-}
-
 /** all positions of a GeoJSON geometry */
 export function positions(g: { type: string; coordinates: unknown }): Pos[] {
   const out: Pos[] = [];
@@ -68,34 +57,4 @@ export function positions(g: { type: string; coordinates: unknown }): Pos[] {
   };
   walk(g.coordinates);
   return out;
-}
-
-export function geometryMatches(
-  rel: string,
-  entityGeom: { type: string; coordinates: unknown },
-  query: { type: string; coordinates: unknown },
-  opts: { maxDistance?: number; minDistance?: number } = {},
-): boolean {
-  const pts = positions(entityGeom);
-  if (pts.length === 0) return false;
-  if (query.type === 'Point') {
-    const q = query.coordinates as Pos;
-    const d = Math.min(...pts.map((p) => distanceM(p, q)));
-    if (rel === 'near') return opts.maxDistance !== undefined ? d <= opts.maxDistance : d >= (opts.minDistance ?? 0);
-    if (rel === 'equals' || rel === 'intersects') return d === 0;
-    if (rel === 'disjoint') return d > 0;
-    return false;
-  }
-  const inside = pts.map((p) => pointInPolygon(p, query));
-  switch (rel) {
-    case 'within':
-      return inside.every(Boolean);
-    case 'intersects':
-    case 'overlaps':
-      return inside.some(Boolean);
-    case 'disjoint':
-      return !inside.some(Boolean);
-    default:
-      return false;
-  }
 }

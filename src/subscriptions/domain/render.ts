@@ -47,8 +47,9 @@ export function subscriptionToPayload(
   const n = notificationToPayload(sub.notification, compact);
   if (delivery) {
     if (delivery.status) n.status = delivery.status;
-    n.timesSent = delivery.timesSent;
-    n.timesFailed = delivery.timesFailed;
+    // counters appear once something was sent (a fresh subscription echoes what was created)
+    if (delivery.timesSent) n.timesSent = delivery.timesSent;
+    if (delivery.timesFailed) n.timesFailed = delivery.timesFailed;
     if (delivery.lastNotification) n.lastNotification = delivery.lastNotification;
     if (delivery.lastSuccess) n.lastSuccess = delivery.lastSuccess;
     if (delivery.lastFailure) n.lastFailure = delivery.lastFailure;

@@ -77,7 +77,8 @@ export function shapeEntity(sub: Subscription, ev: ChangeEvent, m: MatchResult):
     out.deletedAt = ev.at;
     // entityDeleted: the entity's identity only; attributeDeleted: the (watched) attributes as null markers
     if (m.trigger === 'attributeDeleted') for (const name of m.deleted) if (src.attrs[name]) out.attrs[name] = [nulled(src.attrs[name][0], show, ev.at, true)];
-    return out;
+    // with showChanges the deleted entity's attributes come as null markers carrying their previous values
+    if (m.trigger === 'entityDeleted' && show) for (const [name, insts] of Object.entries(src.attrs)) out.attrs[name] = insts.map((i) => nulled(i, true, ev.at));
   } else {
     const before = ev.before?.attrs ?? {};
     for (const [name, insts] of Object.entries(src.attrs)) {

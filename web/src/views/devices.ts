@@ -147,16 +147,16 @@ export class DevicesView {
     ]);
     const rows = devs ? rejectedRows(devs) : [];
     const r = stats?.rejected ?? {};
-    const counters: [string, number | undefined][] = [
-      [t('rejMalformed'), stats?.malformed],
-      [t('rejUnknown'), r.unknown],
-      [t('rejBadCredentials'), r.badCredentials],
-      [t('rejRevoked'), r.revoked],
-      [t('rejForbidden'), r.forbidden],
+    const counters: [string, string, number | undefined][] = [
+      ['malformed', t('rejMalformed'), stats?.malformed],
+      ['unknown', t('rejUnknown'), r.unknown],
+      ['badCredentials', t('rejBadCredentials'), r.badCredentials],
+      ['revoked', t('rejRevoked'), r.revoked],
+      ['forbidden', t('rejForbidden'), r.forbidden],
     ];
     replace(this.rejected,
       stats ? h('dl', { class: 'rejected-counters' },
-        counters.map(([label, n]) => h('div', { 'data-count': String(n ?? 0) }, h('dt', {}, label), h('dd', {}, String(n ?? 0))))) : null,
+        counters.map(([kind, label, n]) => h('div', { 'data-kind': kind, 'data-count': String(n ?? 0) }, h('dt', {}, label), h('dd', {}, String(n ?? 0))))) : null,
       rows.length === 0 ? h('p', { class: 'muted' }, t('devRejectedNone')) :
         h('table', { class: 'devices rejected' },
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('devId')), h('th', { scope: 'col' }, t('devReceived')), h('th', { scope: 'col' }, t('devReason')), h('th', { scope: 'col' }, t('rejCount')))),

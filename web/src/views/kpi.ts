@@ -129,7 +129,7 @@ export class KpiView {
           this.bandBadge(d),
           h('div', { class: 'meter', role: 'meter', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': d.percent ?? 0, 'aria-label': d.name },
             h('span', { style: `width:${Math.min(100, d.percent ?? 0)}%` })),
-          d.scored !== undefined ? h('p', { class: 'muted small' }, `${d.scored}/${d.total ?? '?'} KPI`) : null,
+          d.scored !== undefined ? h('p', { class: 'muted small' }, t('kpiScoredOf', { n: d.scored, total: d.total ?? '?' })) : null,
           this.kpiList(d))),
     );
   }
