@@ -73,6 +73,10 @@ async function main(): Promise<void> {
   const devices = opt('devices', 1000);
   const messages = opt('messages', 20);
   const measures = opt('measures', 10);
+  // every simulated device connects from 127.0.0.1: lift the trust layer's per-address and
+  // per-client MQTT limits (defaults 50 connections per address, 20 messages/s per client)
+  process.env.URBIS_MQTT_MAX_CONN_PER_IP ??= '0';
+  process.env.URBIS_MQTT_RATE ??= '100000/100000';
   const { startPlatform } = await import('../src/server/start.ts');
   const { modules: all } = await import('../src/modules.ts');
   const only = process.env.BENCH_MODULES?.split(',');

@@ -316,7 +316,7 @@ export class Broker implements BrokerApi {
    * non-object item makes the whole request invalid (clause 5.6.7.4). `perItemContext`: the body was
    * application/ld+json, so each item must carry its own @context; otherwise none may.
    */
-  private async normalizeBatch(body: unknown, ctxRef: ContextRef, perItemContext: boolean, opts: { allowNull?: boolean; mergePatch?: boolean; typeOptional?: boolean } = {}) {
+  private async normalizeBatch(tenant: string, body: unknown, ctxRef: ContextRef, perItemContext: boolean, opts: { allowNull?: boolean; mergePatch?: boolean; typeOptional?: boolean } = {}) {
     if (!Array.isArray(body)) throw new ProblemError('BadRequestData', 'A batch operation body must be a JSON array of entities.');
     if (body.length === 0) throw new ProblemError('BadRequestData', 'The batch is empty.');
     body.forEach((item, i) => {
@@ -331,7 +331,7 @@ export class Broker implements BrokerApi {
         const has = item['@context'] !== undefined;
         if (perItemContext && !has) throw new ProblemError('BadRequestData', 'An entity sent as application/ld+json needs an "@context".');
         if (!perItemContext && has) throw new ProblemError('BadRequestData', 'An entity sent as application/json must not contain "@context" (use a Link header or application/ld+json).');
-        const ctx = await this.contexts.resolve(perItemContext ? (item['@context'] as ContextRef) : ctxRef);
+        const ctx = await this.contexts.resolve(perItemContext ? (item['@context'] as ContextRef) : ctxRef, { tenant });
         ok.push(normalizeEntity(item, ctx, { now, ...opts }));
       } catch (err) {
         errors.push({ entityId: rawId, error: toProblem(err) });
@@ -341,7 +341,7 @@ export class Broker implements BrokerApi {
   }
 
   async batchCreate(tenant: string, body: unknown, ctxRef: ContextRef, perItemContext = false): Promise<BatchResult> {
-    const { ok, errors } = await this.normalizeBatch(body, ctxRef, perItemContext);
+    const { ok, errors } = await this.normalizeBatch(tenant, body, ctxRef, perItemContext);
     const firstOf = dedupeFirst(ok, errors, 'Entity listed twice in the same batch.');
     const inserted = await this.db.tx((db) => this.repo.insertMany(db, tenant, firstOf));
     const success: string[] = [];
@@ -362,7 +362,7 @@ export class Broker implements BrokerApi {
 
   /** entityOperations/upsert: create missing entities; existing ones are replaced or updated (options=update). */
   async batchUpsert(tenant: string, body: unknown, ctxRef: ContextRef, mode: 'replace' | 'update', perItemContext = false): Promise<BatchResult & { created: string[] }> {
-    const { ok, errors } = await this.normalizeBatch(body, ctxRef, perItemContext);
+    const { ok, errors } = await this.normalizeBatch(tenant, body, ctxRef, perItemContext);
     const merged = mergeDuplicates(ok, mode);
     const created: string[] = [];
     const evs: ChangeEvent[] = [];
@@ -406,7 +406,7 @@ export class Broker implements BrokerApi {
 
   /** entityOperations/update: update attributes of existing entities (options=noOverwrite keeps existing ones). */
   async batchUpdate(tenant: string, body: unknown, ctxRef: ContextRef, noOverwrite: boolean, perItemContext = false): Promise<BatchResult> {
-    const { ok, errors } = await this.normalizeBatch(body, ctxRef, perItemContext, { typeOptional: true });
+    const { ok, errors } = await this.normalizeBatch(tenant, body, ctxRef, perItemContext, { typeOptional: true });
     return this.batchApply(tenant, ok, errors, (cur, e, now) => {
       const next = clone(cur);
       if (!Object.keys(e.attrs).length && !e.type.length && !e.scope)
@@ -430,7 +430,7 @@ export class Broker implements BrokerApi {
   }
 
   async batchMerge(tenant: string, body: unknown, ctxRef: ContextRef, perItemContext = false): Promise<BatchResult> {
-    const { ok, errors } = await this.normalizeBatch(body, ctxRef, perItemContext, { allowNull: true, mergePatch: true, typeOptional: true });
+    const { ok, errors } = await this.normalizeBatch(tenant, body, ctxRef, perItemContext, { allowNull: true, mergePatch: true, typeOptional: true });
     return this.batchApply(tenant, ok, errors, (cur, e, now) => mergeInto(cur, e, now));
   }
 
@@ -500,8 +500,8 @@ export class Broker implements BrokerApi {
     return { entities: r.entities, count: r.count };
   }
 
-  async compile(params: QueryParams): Promise<{ plan: CompiledQuery; ctx: TermResolver }> {
-    const ctx = await this.contexts.resolve(params.context);
+  async compile(params: QueryParams, tenant?: string): Promise<{ plan: CompiledQuery; ctx: TermResolver }> {
+    const ctx = await this.contexts.resolve(params.context, { tenant });
     return { plan: buildQuery(params, ctx), ctx };
   }
 
@@ -511,7 +511,7 @@ export class Broker implements BrokerApi {
     if (limit > this.limits.maxLimit)
       throw new ProblemError('TooManyResults', `limit=${limit} exceeds the maximum of ${this.limits.maxLimit} entities per page: page with limit and offset.`);
     const offset = params.offset ?? 0;
-    const { plan, ctx } = await this.compile(params);
+    const { plan, ctx } = await this.compile(params, tenant);
     if (!(await this.repo.tenantExists(tenant))) throw new ProblemError('NonexistentTenant', `Tenant "${tenant}" does not exist.`);
     let stored: StoredEntity[];
     let count: number | undefined;
@@ -566,7 +566,7 @@ export class Broker implements BrokerApi {
 
   /** DELETE /entities?type=... (purge): deletes every match, or only drops / keeps attributes; returns how many. */
   async purge(tenant: string, params: QueryParams, opts: { keep?: string[]; drop?: string[] } = {}): Promise<number> {
-    const { plan, ctx } = await this.compile(params);
+    const { plan, ctx } = await this.compile(params, tenant);
     await this.assertTenant(tenant);
     let victims = await this.repo.select(tenant, plan.where, plan.params);
     if (plan.post) victims = victims.filter(plan.post);

@@ -49,7 +49,7 @@ export interface RequestOpts {
 /** fetch with the session; returns the Response (ok) or throws ApiError */
 export async function request(path: string, opts: RequestOpts = {}, retried = false): Promise<Response> {
   const headers: Record<string, string> = { accept: opts.accept ?? 'application/json', ...opts.headers };
-  let body: BodyInit | undefined;
+  let body: string | URLSearchParams | undefined;
   if (opts.body !== undefined) {
     if (typeof opts.body === 'string' || opts.body instanceof URLSearchParams) body = opts.body;
     else {

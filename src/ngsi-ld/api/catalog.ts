@@ -15,7 +15,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
   app.get('/types', async (req: Req, reply) => {
     const rep = negotiate(req, false);
     const ctxRef = linkContext(req);
-    const ctx = await b.contexts.resolve(ctxRef);
+    const ctx = await b.contexts.resolve(ctxRef, { tenant: tenantOf(req) });
     const tenant = tenantOf(req);
     await b.assertTenant(tenant);
     const details = boolParam(req.query.details, 'details');
@@ -32,7 +32,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
   app.get('/types/:type', async (req: Req, reply) => {
     const rep = negotiate(req, false);
     const ctxRef = linkContext(req);
-    const ctx = await b.contexts.resolve(ctxRef);
+    const ctx = await b.contexts.resolve(ctxRef, { tenant: tenantOf(req) });
     const tenant = tenantOf(req);
     await b.assertTenant(tenant);
     const iri = ctx.expandTerm(req.params.type);
@@ -50,7 +50,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
   app.get('/attributes', async (req: Req, reply) => {
     const rep = negotiate(req, false);
     const ctxRef = linkContext(req);
-    const ctx = await b.contexts.resolve(ctxRef);
+    const ctx = await b.contexts.resolve(ctxRef, { tenant: tenantOf(req) });
     const tenant = tenantOf(req);
     await b.assertTenant(tenant);
     const details = boolParam(req.query.details, 'details');
@@ -66,7 +66,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
   app.get('/attributes/:attr', async (req: Req, reply) => {
     const rep = negotiate(req, false);
     const ctxRef = linkContext(req);
-    const ctx = await b.contexts.resolve(ctxRef);
+    const ctx = await b.contexts.resolve(ctxRef, { tenant: tenantOf(req) });
     const tenant = tenantOf(req);
     await b.assertTenant(tenant);
     const iri = ctx.expandTerm(req.params.attr);

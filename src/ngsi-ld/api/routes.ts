@@ -140,7 +140,7 @@ export async function ngsiLdRoutes(app: FastifyInstance, p: Platform) {
       ...joinParams(qs), expandValues: listParam(qs.expandValues), context: ctx,
     };
     if (params.pick && params.omit) throw new ProblemError('BadRequestData', 'pick and omit cannot be used together.');
-    const { plan, ctx: tctx } = await b.compile(params);
+    const { plan, ctx: tctx } = await b.compile(params, tenantOf(req));
     const e = await guardStored(p.services, req, tenant, await b.getStored(tenant, id)); // trust
     if (qs.type !== undefined && qs.type !== '*') {
       // type selector (clause 5.7.1.4): the entity must be of a matching type
