@@ -433,3 +433,45 @@ test('LoRaWAN webhooks: ChirpStack v4 up event and The Things Stack v3 uplink', 
   assert.equal((await fetch(`${s.url}/iot/lorawan/chirpstack?event=up&k=lora`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(unknown) })).status, 404);
   assert.equal((await fetch(`${s.url}/iot/lorawan/tts?k=lora`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"uplink_message": 1}' })).status, 400);
 });
+
+test('HTTP commands: push to the device endpoint (FIWARE bell001) and polling with getCmd=1', async () => {
+  const { createServer } = await import('node:http');
+  // the device: answers UL commands with a result
+  let received = '';
+  const srv = createServer((rq, rs) => {
+    let b = '';
+    rq.on('data', (d) => (b += d));
+    rq.on('end', () => {
+      received = b;
+      rs.writeHead(200, { 'content-type': 'text/plain' }).end('bell001@ring|rung');
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  await req('POST', '/iot/services', { services: [{ apikey: 'httpk', resource: '/iot/d', entity_type: 'Bell', protocol: 'PDI-IoTA-UltraLight', transport: 'HTTP' }] }, H('shop'));
+  await req('POST', '/iot/devices', {
+    devices: [
+      { device_id: 'bell001', apikey: 'httpk', entity_name: 'urn:ngsi-ld:Bell:001', entity_type: 'Bell', protocol: 'PDI-IoTA-UltraLight', transport: 'HTTP', endpoint: `http://127.0.0.1:${port}/iot/bell001`, commands: [{ name: 'ring', type: 'command' }] },
+      { device_id: 'bell002', apikey: 'httpk', entity_name: 'urn:ngsi-ld:Bell:002', entity_type: 'Bell', protocol: 'PDI-IoTA-UltraLight', transport: 'HTTP', commands: [{ name: 'ring', type: 'command' }] },
+    ],
+  }, H('shop'));
+  const ok = waitFor((e) => e.entityId === 'urn:ngsi-ld:Bell:001' && val(e, 'ring_status')?.value === 'OK');
+  const r = await fetch(`${s.url}/ngsi-ld/v1/entities/urn:ngsi-ld:Bell:001/attrs/ring`, { method: 'PATCH', headers: { 'content-type': 'application/json', 'NGSILD-Tenant': 'shop' }, body: JSON.stringify({ type: 'Property', value: '' + 'now' }) });
+  assert.equal(r.status, 204);
+  const ev = await ok;
+  assert.equal(received, 'bell001@ring|now');
+  assert.equal(val(ev, 'ring_info')?.value, 'rung');
+  srv.close();
+
+  // polling device: the command waits until the device asks for it
+  const pending = waitFor((e) => e.entityId === 'urn:ngsi-ld:Bell:002' && val(e, 'ring_status')?.value === 'PENDING');
+  await s.platform.broker.updateAttrs('shop', 'urn:ngsi-ld:Bell:002', { ring: { type: 'Property', value: 'twice' } });
+  await pending;
+  const delivered = waitFor((e) => e.entityId === 'urn:ngsi-ld:Bell:002' && val(e, 'ring_status')?.value === 'DELIVERED');
+  const poll = await fetch(`${s.url}/iot/d?k=httpk&i=bell002&getCmd=1`);
+  assert.equal(await poll.text(), 'bell002@ring|twice');
+  await delivered;
+  const done = waitFor((e) => e.entityId === 'urn:ngsi-ld:Bell:002' && val(e, 'ring_status')?.value === 'OK');
+  await fetch(`${s.url}/iot/d?k=httpk&i=bell002`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'bell002@ring|rang twice' });
+  assert.equal(val(await done, 'ring_info')?.value, 'rang twice');
+});
