@@ -104,7 +104,7 @@ export class Broker implements BrokerApi {
       if (!r) return cur;
       {
         r.next.modifiedAt = now;
-        await this.repo.saveMany(db, tenant, [r.next]);
+        await this.repo.saveMany(db, tenant, [r.next], new Map([[id, cur]]));
         ev = { tenant, entityId: id, types: r.next.type, kind, before: cur, after: r.next, changedAttrs: r.changed, deletedAttrs: r.deleted, at: now };
       }
       return r.next;
@@ -398,7 +398,7 @@ export class Broker implements BrokerApi {
         toSave.push(next);
         evs.push({ tenant, entityId: e.id, types: next.type, kind: mode === 'replace' ? 'replace' : 'update', before: cur, after: next, changedAttrs: Object.keys(e.attrs), deletedAttrs: mode === 'replace' ? Object.keys(cur.attrs).filter((a) => !(a in e.attrs)) : undefined, at: e.modifiedAt });
       }
-      await this.repo.saveMany(db, tenant, toSave);
+      await this.repo.saveMany(db, tenant, toSave, existing);
     });
     await this.emit(evs);
     return { success: merged.map((e) => e.id), errors, created };
@@ -464,7 +464,7 @@ export class Broker implements BrokerApi {
           errors.push({ entityId: frag.id, error: toProblem(err) });
         }
       }
-      await this.repo.saveMany(db, tenant, [...toSave.values()]);
+      await this.repo.saveMany(db, tenant, [...toSave.values()], existing);
     });
     await this.emit(evs);
     return { success: [...new Set(success)], errors };

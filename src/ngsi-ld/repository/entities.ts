@@ -32,6 +32,14 @@ function toRecord(e: StoredEntity) {
 
 const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text)`;
 
+/** Identity of an entity's geometries: equal keys mean the bbox index rows are still right. */
+function geoKey(e: StoredEntity | undefined): string {
+  if (!e) return '\u0000';
+  let k = '';
+  for (const a in e.attrs) for (const i of e.attrs[a]) if (i.type === 'GeoProperty') k += a + '|' + (i.datasetId ?? '') + '|' + JSON.stringify(i.value) + ';';
+  return k;
+}
+
 export class EntityRepository {
   private knownTenants = new Set<string>(['']);
   private writesSinceAnalyze = 0;
@@ -100,7 +108,11 @@ export class EntityRepository {
   }
 
   /** Writes the given entities whole (insert or overwrite). */
-  async saveMany(db: Db, tenant: string, entities: StoredEntity[]): Promise<void> {
+  /**
+   * `before`: the stored versions being replaced, when known; the bbox index is then only rewritten
+   * for entities whose GeoProperties changed (most updates are measurements, not moves).
+   */
+  async saveMany(db: Db, tenant: string, entities: StoredEntity[], before?: Map<string, StoredEntity>): Promise<void> {
     if (entities.length === 0) return;
     this.noteWrites(entities.length);
     entities = [...entities].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -111,7 +123,7 @@ export class EntityRepository {
          created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs, expires_at = EXCLUDED.expires_at`,
       [tenant, JSON.stringify(entities.map(toRecord))],
     );
-    await this.writeGeo(db, tenant, entities);
+    await this.writeGeo(db, tenant, before ? entities.filter((e) => geoKey(e) !== geoKey(before.get(e.id))) : entities);
   }
 
   async deleteMany(db: Db, tenant: string, ids: string[]): Promise<StoredEntity[]> {
