@@ -12,6 +12,17 @@ import { EntityCache } from './repository/entity-cache.ts';
 import { buildQuery, type CompiledQuery } from './query-plan.ts';
 import { loadLinked, renderJoined } from './join.ts';
 
+type ModifyFn = (current: StoredEntity, now: string) => { next: StoredEntity; changed: string[]; deleted?: string[] } | null;
+
+interface PendingModification {
+  tenant: string;
+  id: string;
+  change: ModifyFn;
+  kind: ChangeEvent['kind'];
+  resolve: (e: StoredEntity) => void;
+  reject: (e: unknown) => void;
+}
+
 /** Resolves a request's @context reference to a term resolver (cached by the jsonld layer). */
 export interface ContextResolver {
   /** `tenant`: the request's NGSILD-Tenant, so that the tenant's hosted @contexts resolve locally */
@@ -86,31 +97,88 @@ export class Broker implements BrokerApi {
     }
   }
 
-  /** Applies `change` to the current entity under a row lock; `change` returns the new entity or null to delete. */
+  /**
+   * Applies `change` to the current entity under a row lock; `change` returns the new entity (or null
+   * for no change). Concurrent calls are grouped: every modification queued while a transaction is
+   * running goes into the next one (one lock query, one write statement, one commit for the group),
+   * which is what makes single-entity PATCHes scale. Each caller still gets its own result or error.
+   */
   async modify(
     tenant: string,
     id: string,
-    change: (current: StoredEntity, now: string) => { next: StoredEntity; changed: string[]; deleted?: string[] } | null,
+    change: ModifyFn,
     kind: ChangeEvent['kind'] = 'update',
   ): Promise<StoredEntity> {
     checkEntityId(id);
     await this.assertTenant(tenant);
-    const now = nowIso();
-    let ev: ChangeEvent | undefined;
-    const result = await this.db.tx(async (db) => {
-      const cur = await this.repo.get(tenant, id, db, true);
-      if (!cur || isExpired(cur)) throw new ProblemError('ResourceNotFound', `Entity "${id}" was not found.`);
-      const r = change(cur, now);
-      if (!r) return cur;
-      {
-        r.next.modifiedAt = now;
-        await this.repo.saveMany(db, tenant, [r.next], new Map([[id, cur]]));
-        ev = { tenant, entityId: id, types: r.next.type, kind, before: cur, after: r.next, changedAttrs: r.changed, deletedAttrs: r.deleted, at: now };
+    return new Promise<StoredEntity>((resolve, reject) => {
+      this.pending.push({ tenant, id, change, kind, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        queueMicrotask(() => void this.flushModifications());
       }
-      return r.next;
     });
-    if (ev) await this.emit([ev]);
-    return result;
+  }
+
+  private pending: PendingModification[] = [];
+  private flushing = false;
+
+  private async flushModifications(): Promise<void> {
+    try {
+      while (this.pending.length) {
+        const batch = this.pending.splice(0, 1000);
+        const now = nowIso();
+        const evs: ChangeEvent[] = [];
+        const outcome = new Map<PendingModification, { ok?: StoredEntity; err?: unknown }>();
+        try {
+          await this.db.tx(async (db) => {
+            outcome.clear();
+            evs.length = 0;
+            const tenants = [...new Set(batch.map((m) => m.tenant))];
+            const state = new Map<string, StoredEntity | undefined>();
+            const original = new Map<string, Map<string, StoredEntity>>();
+            for (const t of tenants) {
+              const ids = [...new Set(batch.filter((m) => m.tenant === t).map((m) => m.id))];
+              const cur = await this.repo.getMany(t, ids, db, true);
+              original.set(t, cur);
+              for (const id of ids) state.set(t + '\u0000' + id, cur.get(id));
+            }
+            const dirty = new Map<string, { tenant: string; e: StoredEntity }>();
+            for (const m of batch) {
+              const key = m.tenant + '\u0000' + m.id;
+              const cur = state.get(key);
+              if (!cur || isExpired(cur)) { outcome.set(m, { err: new ProblemError('ResourceNotFound', `Entity "${m.id}" was not found.`) }); continue; }
+              try {
+                const r = m.change(cur, now);
+                if (!r) { outcome.set(m, { ok: cur }); continue; }
+                r.next.modifiedAt = now;
+                state.set(key, r.next);
+                dirty.set(key, { tenant: m.tenant, e: r.next });
+                evs.push({ tenant: m.tenant, entityId: m.id, types: r.next.type, kind: m.kind, before: cur, after: r.next, changedAttrs: r.changed, deletedAttrs: r.deleted, at: now });
+                outcome.set(m, { ok: r.next });
+              } catch (err) {
+                outcome.set(m, { err });
+              }
+            }
+            for (const t of tenants) {
+              const list = [...dirty.values()].filter((d) => d.tenant === t).map((d) => d.e);
+              await this.repo.saveMany(db, t, list, original.get(t));
+            }
+          });
+        } catch (err) {
+          for (const m of batch) m.reject(err);
+          continue;
+        }
+        await this.emit(evs);
+        for (const m of batch) {
+          const o = outcome.get(m)!;
+          if (o.err !== undefined) m.reject(o.err);
+          else m.resolve(o.ok!);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
   }
 
   async replaceEntity(tenant: string, id: string, body: Record<string, unknown>, context?: ContextRef): Promise<void> {
