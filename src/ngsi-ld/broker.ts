@@ -115,7 +115,8 @@ export class Broker implements BrokerApi {
       this.pending.push({ tenant, id, change, kind, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
-        queueMicrotask(() => void this.flushModifications());
+        // after pending I/O callbacks, so that requests already received join the same transaction
+        setImmediate(() => void this.flushModifications());
       }
     });
   }

@@ -5,13 +5,14 @@ import type { ChangeEvent } from '../bus/change-bus.ts';
 import { ProblemError } from '../common/problem.ts';
 import type { ContextRef } from '../ngsi-ld/broker-api.ts';
 import type { StoredEntity, TermResolver } from '../ngsi-ld/model/types.ts';
-import { renderEntity } from '../ngsi-ld/model/render.ts';
-import { addLink, bodyContext, boolParam, checkCsf, intParam, linkContext, tenantOf } from '../ngsi-ld/api/http.ts';
+import { renderEntity, type RenderOptions } from '../ngsi-ld/model/render.ts';
+import { loadLinked, MAX_JOIN_LEVEL } from '../ngsi-ld/join.ts';
+import { addLink, bodyContext, boolParam, checkCsf, contextForResponse, intParam, linkContext, negotiate, tenantOf } from '../ngsi-ld/api/http.ts';
 import { migrateModule } from '../store/schema.ts';
 import { applySubscriptionUpdate, parseSubscription } from './domain/validate.ts';
 import { compileFilters, validators } from './domain/filters.ts';
 import { entityInScope, isLive, matchEvent, nextPeriodic, throttleDecision } from './domain/match.ts';
-import { notificationBody, notificationHeaders, pickOmit, PREVIOUS_KEYS, shapeEntity } from './domain/shape.ts';
+import { notificationBody, notificationHeaders, pickOmit, PREVIOUS_KEYS, shapeEntity, type NotifiedEntity } from './domain/shape.ts';
 import { subscriptionToPayload } from './domain/render.ts';
 import type { CompiledFilters, DeliveryStatus, Subscription } from './domain/types.ts';
 import { Outbox, type OutboxItem } from './delivery/outbox.ts';
@@ -88,9 +89,11 @@ class SubscriptionService {
   }
 
   async activate(sub: Subscription) {
-    const ctx = await this.resolver().resolve(sub.jsonldContext ?? sub.context, { tenant: sub.tenant });
+    // terms of the subscription (q, scopeQ, ...) are in the request's @context; notifications compact with jsonldContext
+    const reqCtx = await this.resolver().resolve(sub.context, { tenant: sub.tenant });
+    const ctx = sub.jsonldContext === undefined || sub.jsonldContext === sub.context ? reqCtx : await this.resolver().resolve(sub.jsonldContext, { tenant: sub.tenant });
     const k = `${sub.tenant}\u0000${sub.id}`;
-    const l: Live = { sub, filters: compileFilters(sub, (t) => ctx.expandTerm(t)), ctx };
+    const l: Live = { sub, filters: compileFilters(sub, (t) => reqCtx.expandTerm(t)), ctx };
     this.live.set(k, l);
     this.armPeriodic(k, l);
   }
@@ -115,7 +118,8 @@ class SubscriptionService {
    */
   onEvents(evs: ChangeEvent[]): Promise<void> | undefined {
     const now = this.p.clock.now();
-    const items: OutboxItem[] = [];
+    const items: (OutboxItem | Promise<OutboxItem | undefined>)[] = [];
+    let pending = false;
     for (const ev of evs) {
       for (const [k, l] of this.live) {
         const vev = guardNotification(this.p.services, l.sub.tenant, l.sub.id, ev); // trust: the owner's rights, personal data redacted
@@ -123,13 +127,84 @@ class SubscriptionService {
         const m = matchEvent(l.sub, vev, l.filters, now);
         if (!m) continue;
         const shaped = shapeEntity(l.sub, vev, m);
-        const it = this.toItem(l, [this.render(l, shaped)], now);
-        if (l.sub.throttling) it.nextAt = this.throttleSlot(k, l.sub.throttling, now);
-        items.push(it);
+        const done = (data: Record<string, unknown>[]) => {
+          const it = this.toItem(l, data, now);
+          if (l.sub.throttling) it.nextAt = this.throttleSlot(k, l.sub.throttling, now);
+          return it;
+        };
+        const lq = l.filters.linkedQ;
+        if (lq) {
+          // q over linked entities (4.9): the targets are loaded first, then q decides
+          const target = (vev.kind === 'delete' ? vev.before : vev.after)!;
+          pending = true;
+          items.push(
+            loadLinked([target], FULL, lq.depth, this.linkedLoader(l.sub)).then(async (known) =>
+              lq.test(target, (id) => known.get(id)) ? done(await this.renderWithLinks(l, [shaped])) : undefined,
+            ),
+          );
+        } else if (joinOf(l.sub)) {
+          pending = true;
+          items.push(this.renderWithLinks(l, [shaped]).then(done));
+        } else items.push(done([this.render(l, shaped)]));
       }
     }
     if (items.length === 0) return undefined;
-    return this.outbox.enqueue(items, now).then(() => this.dispatcher.kick());
+    const write = (its: OutboxItem[]) => (its.length ? this.outbox.enqueue(its, now).then(() => this.dispatcher.kick()) : undefined);
+    return pending
+      ? Promise.all(items).then((its) => write(its.filter((x): x is OutboxItem => x !== undefined)))
+      : write(items as OutboxItem[]);
+  }
+
+  /** Loads entities for a subscription's linked-entity work, as its owner may see them (trust guard). */
+  private linkedLoader(sub: Subscription) {
+    return async (ids: string[]) => {
+      const got = await this.p.broker.loadMany(sub.tenant, ids);
+      const out = new Map<string, StoredEntity>();
+      for (const [id, e] of got) {
+        const ev: ChangeEvent = { tenant: sub.tenant, entityId: e.id, types: e.type, kind: 'update', before: e, after: e, changedAttrs: [], at: e.modifiedAt ?? e.createdAt };
+        const vev = guardNotification(this.p.services, sub.tenant, sub.id, ev);
+        if (vev?.after) out.set(id, vev.after);
+      }
+      return out;
+    };
+  }
+
+  /**
+   * Linked entity retrieval in notifications (4.5.23, notification.join / joinLevel): the targets
+   * of the notified entities' Relationships, loaded up to joinLevel hops (through the owner's
+   * trust view), inlined (`entity` / keyValues value) or appended after the entities (flat).
+   */
+  async renderWithLinks(l: Live, roots: NotifiedEntity[]): Promise<Record<string, unknown>[]> {
+    const sub = l.sub;
+    const join = joinOf(sub);
+    if (!join) return roots.map((e) => this.render(l, e));
+    const level = Math.min(sub.notification.joinLevel ?? 1, MAX_JOIN_LEVEL);
+    // roots are already reduced to notification.attributes: only their relationships are followed
+    const known = await loadLinked(roots, FULL, level, this.linkedLoader(sub));
+    const n = sub.notification;
+    const ro: RenderOptions = { format: n.format, sysAttrs: n.sysAttrs, lang: sub.lang };
+    if (join === 'inline') {
+      const at = (e: StoredEntity, depth: number): Record<string, unknown> =>
+        renderEntity(e, l.ctx, { ...ro, inline: depth < level ? (_attr, id) => { const t = known.get(id); return t ? at(t, depth + 1) : undefined; } : undefined });
+      return roots.map((e) => this.render(l, e, level > 0 ? (_attr, id) => { const t = known.get(id); return t ? at(t, 1) : undefined; } : undefined));
+    }
+    const out = roots.map((e) => this.render(l, e));
+    const seen = new Set(roots.map((e) => e.id));
+    let frontier: StoredEntity[] = roots;
+    for (let d = 0; d < level && frontier.length; d++) {
+      const next: StoredEntity[] = [];
+      for (const e of frontier) {
+        for (const id of relationshipTargets(e)) {
+          const t = known.get(id);
+          if (!t || seen.has(id)) continue;
+          seen.add(id);
+          out.push(renderEntity(t, l.ctx, ro));
+          next.push(t);
+        }
+      }
+      frontier = next;
+    }
+    return out;
   }
 
   /**
@@ -180,30 +255,35 @@ class SubscriptionService {
         type: sel?.type,
         id: sel?.id ? [sel.id] : undefined,
         idPattern: sel?.id ? undefined : sel?.idPattern,
-        context: sub.jsonldContext ?? sub.context,
+        context: sub.context,
         requireFilter: false,
         limit: this.p.config.maxLimit,
       });
       for (const e of r.stored) found.set(e.id, e);
     }
-    const data: Record<string, unknown>[] = [];
+    const roots: NotifiedEntity[] = [];
     const at = new Date(now).toISOString();
     for (const e of found.values()) {
       if (!entityInScope(sub, e.id, e.type)) continue;
       if (l.filters.q && !l.filters.q(e)) continue;
+      if (l.filters.linkedQ) {
+        const known = await loadLinked([e], FULL, l.filters.linkedQ.depth, this.linkedLoader(sub));
+        if (!l.filters.linkedQ.test(e, (id) => known.get(id))) continue;
+      }
       if (l.filters.geo && !l.filters.geo(e)) continue;
       if (l.filters.scope && !l.filters.scope(e)) continue;
       const ev: ChangeEvent = { tenant: sub.tenant, entityId: e.id, types: e.type, kind: 'update', before: e, after: e, changedAttrs: [], at };
       const vev = guardNotification(this.p.services, sub.tenant, sub.id, ev);
       if (!vev) continue;
-      data.push(this.render(l, shapeEntity(sub, vev, { trigger: 'attributeUpdated', created: [], updated: [], deleted: [] })));
+      roots.push(shapeEntity(sub, vev, { trigger: 'attributeUpdated', created: [], updated: [], deleted: [] }));
     }
-    if (data.length === 0) return;
+    if (roots.length === 0) return;
+    const data = await this.renderWithLinks(l, roots);
     await this.outbox.enqueue([this.toItem(l, data, now)], now);
     this.dispatcher.kick();
   }
 
-  private render(l: Live, e: ReturnType<typeof shapeEntity>): Record<string, unknown> {
+  private render(l: Live, e: ReturnType<typeof shapeEntity>, inline?: RenderOptions['inline']): Record<string, unknown> {
     // previous* members are not sub-attributes: strip before rendering, add back after
     const prev = new Map<string, Record<string, unknown>[]>();
     const clean = { ...e, attrs: {} as typeof e.attrs };
@@ -221,7 +301,7 @@ class SubscriptionService {
       });
     }
     const n = l.sub.notification;
-    const out = renderEntity(clean, l.ctx, { format: n.format, sysAttrs: n.sysAttrs, lang: l.sub.lang });
+    const out = renderEntity(clean, l.ctx, { format: n.format, sysAttrs: n.sysAttrs, lang: l.sub.lang, inline });
     for (const [k, pvs] of prev) {
       const name = l.ctx.compactIri(k);
       const v = out[name];
@@ -278,6 +358,16 @@ class SubscriptionService {
     );
   }
 
+  /** One URL for a @context (a single URL as is, the core for none, else an ImplicitlyCreated hosted context). */
+  async contextUrl(ref: ContextRef | undefined, tenant: string): Promise<string> {
+    const reg = this.p.services.get('jsonld.registry') as { urlFor(c: unknown, o: { tenant?: string }): Promise<string> } | undefined;
+    if (reg) return reg.urlFor(ref, { tenant });
+    if (ref === undefined) return CORE_CONTEXT_URL;
+    if (typeof ref === 'string') return ref;
+    if (Array.isArray(ref) && ref.length === 1 && typeof ref[0] === 'string') return ref[0];
+    throw new ProblemError('InternalError', 'no @context registry to host the subscription\'s @context');
+  }
+
   async ctxOf(req: FastifyRequest, body?: unknown): Promise<{ ref: ContextRef; ctx: TermResolver }> {
     const ref = body !== undefined ? bodyContext(req, body) : linkContext(req);
     return { ref, ctx: await this.resolver().resolve(ref, { tenant: tenantOf(req) }) };
@@ -305,6 +395,53 @@ class SubscriptionService {
     };
     return subscriptionToPayload(row.record as Subscription, d, (i) => ctx.compactIri(i), this.p.clock.now(), { sysAttrs });
   }
+}
+
+const FULL = { keepId: true, keepType: true };
+
+/** The API version this broker implements (preferences for later versions are not applied). */
+const API_VERSION = [1, 9, 1];
+
+/**
+ * The version preference of a request (6.3.6, "Prefer: ngsi-ld=1.x"), parsed per RFC 7240: a
+ * comma-separated list of preferences, names case-insensitive, a token or quoted-string value,
+ * own parameters after ";". Returns the version when this broker can honour it.
+ */
+export function versionPreference(req: FastifyRequest): string | undefined {
+  const h = req.headers.prefer;
+  const v = Array.isArray(h) ? h.join(',') : h;
+  if (!v) return undefined;
+  for (const pref of v.split(',')) {
+    const m = /^\s*([^=;\s]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;\s]*))?/.exec(pref);
+    if (!m || m[1].toLowerCase() !== 'ngsi-ld' || m[2] === undefined) continue;
+    const ver = m[2].startsWith('"') ? m[2].slice(1, -1).replace(/\\(.)/g, '$1') : m[2];
+    if (!/^\d+\.\d+(\.\d+)?$/.test(ver)) return undefined;
+    const parts = ver.split('.').map(Number);
+    for (let i = 0; i < 3; i++) {
+      const a = parts[i] ?? 0;
+      if (a !== API_VERSION[i]) return a < API_VERSION[i] ? ver : undefined;
+    }
+    return ver;
+  }
+  return undefined;
+}
+
+/** join of a subscription's notifications, if linked entities are to be added */
+function joinOf(sub: Subscription): 'inline' | 'flat' | undefined {
+  const j = sub.notification.join;
+  return j === 'inline' || j === 'flat' ? j : undefined;
+}
+
+/** ids the top-level Relationships / ListRelationships of an entity point to, in attribute order */
+function relationshipTargets(e: StoredEntity): string[] {
+  const out: string[] = [];
+  for (const iri in e.attrs) {
+    for (const i of e.attrs[iri]) {
+      if (i.type === 'Relationship' && i.object !== undefined) out.push(...(Array.isArray(i.object) ? i.object : [i.object]));
+      else if (i.type === 'ListRelationship') out.push(...(i.objectList ?? []));
+    }
+  }
+  return out;
 }
 
 function compactVocab(v: unknown, ctx: TermResolver): unknown {
@@ -335,6 +472,8 @@ export const subscriptionsModule: UrbisModule = {
       const tenant = tenantOf(req);
       if (body && typeof body.csf === 'string') checkCsf(body.csf);
       const sub = parseSubscription(body, s.deps(ctx), { tenant, context: ref, newId: () => `urn:ngsi-ld:Subscription:${randomUUID()}` });
+      // 5.2.12: jsonldContext is the URL of the request's @context (an ImplicitlyCreated one for an inline/compound context)
+      if (sub.jsonldContext === undefined) sub.jsonldContext = await s.contextUrl(ref, tenant);
       const r = await s.db.query('INSERT INTO subscriptions (tenant, id, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id', [tenant, sub.id, JSON.stringify(sub)]);
       if (r.length === 0) throw new ProblemError('AlreadyExists', `Subscription ${sub.id} already exists`);
       await s.activate(sub);
@@ -342,7 +481,8 @@ export const subscriptionsModule: UrbisModule = {
     });
     app.get(base, async (req, reply) => {
       const s = svc!;
-      const { ctx } = await s.ctxOf(req);
+      const rep = negotiate(req, false);
+      const { ref, ctx } = await s.ctxOf(req);
       const q = req.query as Record<string, string>;
       const limit = Math.min(intParam(q.limit, 'limit') ?? s.defaultLimit, 1000);
       const offset = intParam(q.offset, 'offset') ?? 0;
@@ -350,12 +490,15 @@ export const subscriptionsModule: UrbisModule = {
       const rows = await s.db.query<Record<string, unknown>>('SELECT * FROM subscriptions WHERE tenant = $1 ORDER BY id LIMIT $2 OFFSET $3', [tenant, limit, offset]);
       const total = Number((await s.db.query<{ n: string }>('SELECT count(*) AS n FROM subscriptions WHERE tenant = $1', [tenant]))[0].n);
       if (boolParam(q.count, 'count')) reply.header('NGSILD-Results-Count', String(total));
-      const type = (req.headers.accept ?? '').includes('application/ld+json') ? 'application/ld+json' : 'application/json';
+      const type = rep;
       const links: string[] = [];
       if (offset > 0 && limit > 0) links.push(`<${base}?limit=${limit}&offset=${Math.max(0, offset - limit)}>;rel="prev";type="${type}"`);
       if (limit > 0 && offset + rows.length < total) links.push(`<${base}?limit=${limit}&offset=${offset + limit}>;rel="next";type="${type}"`);
       for (const l of links) addLink(reply, l);
-      return rows.map((r) => s.payload(r, ctx));
+      const embed = contextForResponse(rep, ref ?? CORE_CONTEXT_URL, reply);
+      reply.header('content-type', rep);
+      const items = rows.map((r) => s.payload(r, ctx));
+      return embed === undefined ? items : items.map((x) => ({ ...x, '@context': embed }));
     });
     const noId = async (_req: FastifyRequest, reply: FastifyReply) =>
       reply.code(405).header('Allow', 'GET, POST').header('content-type', 'application/json')
@@ -365,16 +508,18 @@ export const subscriptionsModule: UrbisModule = {
     app.put(base, noId);
     app.get(`${base}/:id`, async (req, reply) => {
       const s = svc!;
-      const { ctx } = await s.ctxOf(req);
+      const rep = negotiate(req, false);
+      const { ref, ctx } = await s.ctxOf(req);
       const id = uriId((req.params as { id: string }).id);
       const row = await s.load(tenantOf(req), id);
       const out = s.payload(row, ctx);
-      if ((req.headers.accept ?? '').includes('application/ld+json')) {
-        const sub = row.record as Subscription;
-        reply.header('content-type', 'application/ld+json');
-        return { ...out, '@context': sub.jsonldContext ?? sub.context ?? CORE_CONTEXT_URL };
-      }
-      return out;
+      // a Subscription has no backwards-compatibility fallbacks (4.3.6.8 covers Entity data): an earlier version is served as is
+      const ver = versionPreference(req);
+      if (ver) reply.header('Preference-Applied', `ngsi-ld=${ver}`);
+      // 6.3.4 / 6.3.5: no Accept = application/json with the @context in a Link header; ld+json embeds it
+      const embed = contextForResponse(rep, ref ?? CORE_CONTEXT_URL, reply);
+      reply.header('content-type', rep);
+      return embed === undefined ? out : { ...out, '@context': embed };
     });
     app.patch(`${base}/:id`, async (req, reply) => {
       const s = svc!;
@@ -385,6 +530,7 @@ export const subscriptionsModule: UrbisModule = {
       if (body && typeof body === 'object' && typeof (body as Record<string, unknown>).csf === 'string') checkCsf((body as Record<string, string>).csf);
       const row = await s.load(tenant, id);
       const next = applySubscriptionUpdate(row.record as Subscription, body, s.deps(ctx));
+      if (next.jsonldContext === undefined) next.jsonldContext = await s.contextUrl(next.context, tenant);
       await s.db.query('UPDATE subscriptions SET record = $3 WHERE tenant = $1 AND id = $2', [tenant, id, JSON.stringify(next)]);
       await s.activate(next);
       reply.code(204).send();

@@ -9,8 +9,8 @@ import { bodyContext, boolParam, checkCsf, contextForResponse, intParam, linkCon
 import { buildQuery } from '../ngsi-ld/query-plan.ts';
 import { evaluateTypeExpr, parseTypeExpr, resolveTypeExpr } from '../ngsi-ld/query/index.ts';
 import { parseAggregation, parseTemporalQuery, type AggregationSpec, type TemporalQuery } from './params.ts';
-import { aggregatedValues, capInstances, normalizedTemporal, temporalValues } from './representation.ts';
-import type { HistoryInstance, HistoryRow, HistoryStore, TemporalEntityRow } from './store.ts';
+import { aggregatedValues, capInstances, normalizedTemporal, stringifyWithRaw, temporalValues } from './representation.ts';
+import { SCOPE_ATTR, scopeInstance, type AggSeries, type HistoryInstance, type HistoryRow, type HistoryStore, type TemporalEntityRow } from './store.ts';
 
 /**
  * Temporal API (NGSI-LD v1.9.1 clauses 5.6.11-5.6.16, 5.7.3, 5.7.4; 6.18-6.24):
@@ -181,9 +181,40 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     return rows;
   }
 
-  async function write(tenant: string, ent: TemporalEntityRow, rows: { attr: string; instance: AttrInstance }[], at: number) {
+  /**
+   * The scope member of a temporal entity (4.18, 4.5.6): a scope / list of scopes (one instance at
+   * the time of the request), or Property instances {type?, value, observedAt?} of the scope.
+   * Returns the history rows and the latest scope value.
+   */
+  function scopeRows(raw: unknown, now: number): { rows: { attr: string; instance: AttrInstance }[]; latest?: string[] } {
+    const rows: { attr: string; instance: AttrInstance }[] = [];
+    let latest: string[] | undefined;
+    let latestAt = -Infinity;
+    const list = Array.isArray(raw) && raw.length > 0 && raw.every((x) => isObject(x)) ? raw : isObject(raw) ? [raw] : undefined;
+    if (!list) {
+      const scopes = normalizeScope(raw);
+      if (scopes.length) rows.push({ attr: SCOPE_ATTR, instance: scopeInstance(scopes) });
+      return { rows, latest: scopes.length ? scopes : undefined };
+    }
+    for (const x of list as Record<string, unknown>[]) {
+      if (x.type !== undefined && x.type !== 'Property') bad('A scope instance is a Property ({"type": "Property", "value": "/a/b"}).');
+      if (x.value === undefined) bad('A scope instance needs a "value".');
+      const scopes = normalizeScope(x.value);
+      if (x.observedAt !== undefined) checkDateTime(x.observedAt, 'observedAt of the scope');
+      const at = typeof x.observedAt === 'string' ? Date.parse(x.observedAt) : now;
+      if (scopes.length === 0) continue;
+      rows.push({ attr: SCOPE_ATTR, instance: scopeInstance(scopes, x.observedAt as string | undefined) });
+      if (at >= latestAt) {
+        latestAt = at;
+        latest = scopes;
+      }
+    }
+    return { rows, latest };
+  }
+
+  async function write(tenant: string, ent: TemporalEntityRow, rows: { attr: string; instance: AttrInstance }[], at: number, replaceObserved = false) {
     const hist: (HistoryRow & { tenant: string; entityId: string; at: number })[] = rows.map((r) => ({ ...r, tenant, entityId: ent.id, at }));
-    await store.write([{ ...ent, tenant }], hist);
+    await store.write([{ ...ent, tenant }], hist, undefined, { replaceObserved });
   }
 
   // ----- provision -----
@@ -204,8 +235,13 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     const rows = bodyRows(body, ctx, nowIso);
     const prev = await store.getEntity(tenant, id);
     const exists = !!prev && prev.deletedAt === undefined;
-    const scopes = body.scope !== undefined ? normalizeScope(body.scope) : prev?.scopes;
-    await write(tenant, { id, types: exists ? [...new Set([...prev!.types, ...types])] : types, scopes, createdAt: exists ? prev!.createdAt : now, modifiedAt: now }, rows, now);
+    let scopes = prev?.scopes;
+    if (body.scope !== undefined) {
+      const sc = scopeRows(body.scope, now);
+      rows.push(...sc.rows);
+      if (sc.latest) scopes = sc.latest;
+    }
+    await write(tenant, { id, types: exists ? [...new Set([...prev!.types, ...types])] : types, scopes, createdAt: exists ? prev!.createdAt : now, modifiedAt: now }, rows, now, exists);
     if (exists) return reply.code(204).send();
     reply.code(201).header('Location', `${BASE}/entities/${encodeURIComponent(id)}`).send();
   });
@@ -321,7 +357,10 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     let contentRange: string | undefined;
     const pickSet = sel.pick ? new Set(sel.pick.map((x) => (x === 'id' || x === 'type' || x === 'scope' ? x : ctx.expandTerm(x)))) : undefined;
     const omitSet = sel.omit ? new Set(sel.omit.map((x) => (x === 'id' || x === 'type' || x === 'scope' ? x : ctx.expandTerm(x)))) : undefined;
-    const keepAttr = (a: string) => (!pickSet || pickSet.has(a)) && !omitSet?.has(a);
+    const keepAttr = (attr: string) => {
+      const a = attr === SCOPE_ATTR ? 'scope' : attr;
+      return (!pickSet || pickSet.has(a)) && !omitSet?.has(a);
+    };
     const project = (b: Record<string, unknown>) => {
       if (pickSet) for (const k of ['id', 'type', 'scope']) if (!pickSet.has(k)) delete b[k];
       if (omitSet) for (const k of ['id', 'type', 'scope']) if (omitSet.has(k)) delete b[k];
@@ -329,9 +368,11 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     };
     if (shape.rep === 'aggregatedValues') {
       const series = await store.aggregate({ tenant, entityIds: ids, attrs, datasetIds, q: shape.tq, spec: shape.aggr! });
+      const byEntity = new Map<string, AggSeries[]>();
+      for (const x of series) if (keepAttr(x.attr)) (byEntity.get(x.entityId) ?? byEntity.set(x.entityId, []).get(x.entityId)!).push(x);
       for (const e of ents) {
-        const s = series.filter((x) => x.entityId === e.id && keepAttr(x.attr));
-        bodies.push(project(aggregatedValues(e, s, shape.aggr!.methods, ctx, { sysAttrs: shape.sysAttrs, emptyAttrs: attrs })));
+        const s = byEntity.get(e.id) ?? [];
+        bodies.push(project(aggregatedValues(e, s, shape.aggr!.methods, ctx, { sysAttrs: shape.sysAttrs, emptyAttrs: attrs, raw: true })));
       }
       return { bodies };
     }
@@ -353,7 +394,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
           : normalizedTemporal(e, rs, ctx, { sysAttrs: shape.sysAttrs, lang: sel.lang });
       if (cut) for (const k of cut) {
         const [eid, attr] = k.split('\u0000');
-        const name = ctx.compactIri(attr);
+        const name = attr === SCOPE_ATTR ? 'scope' : ctx.compactIri(attr);
         if (eid === e.id && b[name] === undefined) b[name] = shape.rep === 'temporalValues' ? { type: 'Property', values: [] } : [];
       }
       bodies.push(project(b));
@@ -367,7 +408,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     reply.header('content-type', rep);
     if (contentRange) reply.code(206).header('Content-Range', contentRange);
     const withCtx = (o: Record<string, unknown>) => (embed === undefined ? o : { ...o, '@context': embed });
-    return reply.send(JSON.stringify(Array.isArray(payload) ? payload.map(withCtx) : withCtx(payload)));
+    return reply.send(stringifyWithRaw(Array.isArray(payload) ? payload.map(withCtx) : withCtx(payload)));
   }
 
   app.get(`${BASE}/entities/:id`, async (req: Req, reply) => {
@@ -418,14 +459,14 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
       else typeCheck = (types) => evaluateTypeExpr(te, types);
     }
     const attrs = sel.attrs?.map(expand);
-    const filter =
-      sel.q || sel.geoQ || sel.scopeQ ? buildQuery({ q: sel.q, geoQ: sel.geoQ, scopeQ: sel.scopeQ, lang: sel.lang }, ctx) : undefined;
+    const filter = sel.q || sel.geoQ ? buildQuery({ q: sel.q, geoQ: sel.geoQ, lang: sel.lang }, ctx) : undefined;
+    const scopeFilter = sel.scopeQ ? buildQuery({ scopeQ: sel.scopeQ }, ctx) : undefined;
     // entities without an instance in the window (of the selected attributes / datasets) are not part of the answer
     const base = { tenant, ids: sel.ids, idPattern: sel.idPattern, typeGroups, attrs, desc, window: { q: shape.tq, datasetIds: sel.datasetId } };
     let page: TemporalEntityRow[];
     let total: number | undefined;
     let preloaded: Map<string, HistoryInstance[]> | undefined;
-    if (!filter && !typeCheck) {
+    if (!filter && !scopeFilter && !typeCheck) {
       const r = await store.queryEntities({ ...base, limit, offset, count });
       page = r.entities;
       total = r.count;
@@ -433,14 +474,32 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
       // in-memory filtering over every candidate: q/geoQ/scopeQ run against the windowed instances
       const all = (await store.queryEntities({ ...base, limit: 1_000_000, offset: 0 })).entities.filter((e) => !typeCheck || typeCheck(e.types));
       let kept = all;
-      if (filter) {
+      if (filter || scopeFilter) {
         const rows = await store.queryInstances({ tenant, entityIds: all.map((e) => e.id), datasetIds: sel.datasetId, q: { ...shape.tq, lastN: undefined } });
         const by = new Map<string, HistoryInstance[]>();
         for (const r of rows) (by.get(r.entityId) ?? by.set(r.entityId, []).get(r.entityId)!).push(r);
-        kept = all.filter((e) => filter.matches(synthetic(e, by.get(e.id) ?? [])));
-        if (shape.rep !== 'aggregatedValues' && shape.tq.lastN === undefined) {
+        kept = [];
+        const selected = new Map<string, HistoryInstance[]>();
+        for (const e of all) {
+          let rs = by.get(e.id) ?? [];
+          if (scopeFilter) {
+            // 4.18 / 5.7.4.4: the entity qualifies while a matching scope is valid within the window,
+            // and only the instances of those validity intervals are part of the answer (C.5.16)
+            const matching = rs.filter((r) => r.attr === SCOPE_ATTR && r.instance && scopeFilter.matches(scopeEntity(e, r.instance)));
+            if (matching.length === 0) continue;
+            const iv = matching.map((r) => [r.observedAt ?? r.modifiedAt, r.validUntil ?? Infinity] as const);
+            rs = rs.filter((r) => (r.attr === SCOPE_ATTR ? matching.includes(r) : iv.some(([a, b]) => r.t >= a && r.t < b)));
+          }
+          if (filter && !filter.matches(synthetic(e, rs))) continue;
+          kept.push(e);
+          selected.set(e.id, rs);
+        }
+        if (shape.rep !== 'aggregatedValues') {
           preloaded = new Map();
-          for (const [k, v] of by) preloaded.set(k, attrs ? v.filter((r) => attrs.includes(r.attr)) : v);
+          for (const [k, v] of selected) {
+            const rs = attrs ? v.filter((r) => r.attr === SCOPE_ATTR || attrs.includes(r.attr)) : v;
+            preloaded.set(k, shape.tq.lastN === undefined ? rs : lastNPerAttr(rs, shape.tq.lastN));
+          }
         }
       }
       total = kept.length;
@@ -519,6 +578,24 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     const shape = parseShape(qs, { tq: tq ?? {}, aggrMethods, aggrPeriodDuration });
     return query(req, reply, sel, shape, ref, qs);
   });
+}
+
+/** The entity with one scope instance's value as its scope (for a scopeQ test). */
+function scopeEntity(e: TemporalEntityRow, inst: AttrInstance): StoredEntity {
+  const v = inst.value;
+  return { ...synthetic(e, []), scope: Array.isArray(v) ? (v as string[]) : [String(v)] };
+}
+
+/** lastN over in-memory rows (ascending per attribute): the newest N per entity and attribute, newest first. */
+function lastNPerAttr(rows: HistoryInstance[], n: number): HistoryInstance[] {
+  const by = new Map<string, HistoryInstance[]>();
+  for (const r of rows) {
+    const k = `${r.entityId}\u0000${r.attr}`;
+    (by.get(k) ?? by.set(k, []).get(k)!).push(r);
+  }
+  const out: HistoryInstance[] = [];
+  for (const g of by.values()) out.push(...[...g].sort((a, b) => b.t - a.t || a.instanceId.localeCompare(b.instanceId)).slice(0, n));
+  return out;
 }
 
 /** An entity whose attributes are all its windowed instances: q / geoQ / scopeQ hold if some instance satisfies each term. */

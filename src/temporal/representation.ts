@@ -1,7 +1,7 @@
 import { renderInstance } from '../ngsi-ld/model/render.ts';
 import type { AttrInstance, TermResolver } from '../ngsi-ld/model/types.ts';
 import { iso, type AggrMethod, type TimeProperty } from './params.ts';
-import type { AggSeries, HistoryInstance, TemporalEntityRow } from './store.ts';
+import { SCOPE_ATTR, AggSeries, type HistoryInstance, type TemporalEntityRow } from './store.ts';
 
 /**
  * Temporal representations of an entity (NGSI-LD v1.9.1 clauses 4.5.7 normalized temporal
@@ -21,12 +21,16 @@ const VALUES_KEY: Record<string, [string, string]> = {
   ListRelationship: ['objectLists', 'objectList'],
 };
 
-function base(e: TemporalEntityRow, ctx: TermResolver, sysAttrs: boolean): Record<string, unknown> {
+/** member name of an attribute's history (the scope history is presented as "scope") */
+const memberName = (attr: string, ctx: TermResolver) => (attr === SCOPE_ATTR ? 'scope' : ctx.compactIri(attr));
+
+/** `latestScope`: the aggregated representation shows the latest scope value (the history rows carry it otherwise) */
+function base(e: TemporalEntityRow, ctx: TermResolver, sysAttrs: boolean, latestScope = false): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: e.id,
     type: e.types.length === 1 ? ctx.compactIri(e.types[0]) : e.types.map((t) => ctx.compactIri(t)),
   };
-  if (e.scopes && e.scopes.length) out.scope = e.scopes.length === 1 ? e.scopes[0] : e.scopes;
+  if (latestScope && e.scopes && e.scopes.length) out.scope = e.scopes.length === 1 ? e.scopes[0] : e.scopes;
   if (sysAttrs) {
     out.createdAt = iso(e.createdAt);
     out.modifiedAt = iso(e.modifiedAt);
@@ -54,7 +58,7 @@ export function normalizedTemporal(
 ): Record<string, unknown> {
   const out = base(e, ctx, !!opts.sysAttrs);
   for (const [attr, insts] of groupByAttr(rows)) {
-    out[ctx.compactIri(attr)] = insts.map((h) => {
+    out[memberName(attr, ctx)] = insts.map((h) => {
       const inst: AttrInstance = h.instance ? { ...h.instance } : { type: (h.attrType as AttrInstance['type']) ?? 'Property' };
       if (h.datasetId && inst.datasetId === undefined) inst.datasetId = h.datasetId;
       if (!h.instance) {
@@ -110,23 +114,76 @@ export function temporalValues(
       if (ds) s.datasetId = ds;
       return s;
     });
-    out[ctx.compactIri(attr)] = series.length === 1 ? series[0] : series;
+    out[memberName(attr, ctx)] = series.length === 1 ? series[0] : series;
   }
   return out;
 }
 
-/** Aggregated temporal representation: {type, <method>: [[value, start, end], ...]} per attribute. */
+/**
+ * A JSON text spliced verbatim into a response by `stringifyWithRaw` (serialises as a placeholder
+ * first): lets the aggregated representation write its bucket lists without one array per value.
+ */
+export class RawJson {
+  constructor(readonly text: string) {}
+}
+
+/** JSON.stringify that writes RawJson members as their text. */
+export function stringifyWithRaw(payload: unknown): string {
+  const raws: string[] = [];
+  // a per-call nonce: stored data cannot forge a placeholder
+  const tag = `raw${Math.random().toString(36).slice(2)}_`;
+  const proto = RawJson.prototype as unknown as { toJSON?: () => string };
+  proto.toJSON = function (this: RawJson) {
+    raws.push(this.text);
+    return `\u0001${tag}${raws.length - 1}\u0001`;
+  };
+  try {
+    const s = JSON.stringify(payload);
+    return raws.length === 0 ? s : s.replace(new RegExp(`"\\\\u0001${tag}(\\d+)\\\\u0001"`, 'g'), (_, k: string) => raws[Number(k)]);
+  } finally {
+    delete proto.toJSON;
+  }
+}
+
+/** `,"<start>","<end>"]` per bucket start, shared by the series with the same starts (one period grid). */
+const suffixCache = new Map<string, string[]>();
+function suffixes(s: AggSeries): string[] {
+  const key = `${s.starts[0]}|${s.starts.length}|${s.starts[s.starts.length - 1]}|${s.endOf(s.starts[0])}`;
+  let hit = suffixCache.get(key);
+  // same first/last/count/period only implies the same grid for consecutive starts: check them all
+  if (hit && (hit as string[] & { starts?: number[] }).starts!.every((x, k) => x === s.starts[k])) return hit;
+  hit = s.starts.map((st) => `,"${iso(st)}","${iso(s.endOf(st))}"]`);
+  (hit as string[] & { starts?: number[] }).starts = s.starts;
+  if (suffixCache.size > 64) suffixCache.clear();
+  suffixCache.set(key, hit);
+  return hit;
+}
+
+/**
+ * Aggregated temporal representation: {type, <method>: [[value, start, end], ...]} per attribute.
+ * With `raw`, the lists are RawJson texts (for stringifyWithRaw), else plain arrays.
+ */
 export function aggregatedValues(
   e: TemporalEntityRow,
   series: AggSeries[],
   methods: AggrMethod[],
   ctx: TermResolver,
-  opts: { sysAttrs?: boolean; emptyAttrs?: string[] } = {},
+  opts: { sysAttrs?: boolean; emptyAttrs?: string[]; raw?: boolean } = {},
 ): Record<string, unknown> {
-  const out = base(e, ctx, !!opts.sysAttrs);
+  const out = base(e, ctx, !!opts.sysAttrs, true);
   for (const s of series) {
     const a: Record<string, unknown> = { type: s.attrType === 'Relationship' ? 'Relationship' : s.attrType };
-    for (const m of methods) a[m] = s.buckets.map((b) => [b.values[m] ?? null, iso(b.start), iso(b.end)]);
+    const suf = suffixes(s);
+    for (const m of methods) {
+      const v = s.values[m] ?? [];
+      if (opts.raw) {
+        let text = '[';
+        for (let k = 0; k < suf.length; k++) text += (k ? ',[' : '[') + (v[k] ?? 'null') + suf[k];
+        a[m] = new RawJson(text + ']');
+      } else {
+        a[m] = s.starts.map((st, k) => [v[k] === undefined || v[k] === 'null' ? null : Number(v[k]), iso(st), iso(s.endOf(st))]);
+      }
+    }
     out[ctx.compactIri(s.attr)] = a;
   }
   for (const attr of opts.emptyAttrs ?? []) {

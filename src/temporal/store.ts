@@ -15,6 +15,13 @@ import type { AggrMethod, AggregationSpec, TemporalQuery } from './params.ts';
  */
 const HOUR = 3_600_000;
 
+/**
+ * The Entity Scope is kept as a temporal property (4.18 / 4.5.6): history rows under this
+ * attribute name, each instance {type: Property, value: scope | scope[]}, valid from its time until
+ * the next scope instance or tombstone of the entity.
+ */
+export const SCOPE_ATTR = 'https://uri.etsi.org/ngsi-ld/scope';
+
 export function historyMigrations(kind: Db['kind']): Migration[] {
   const pg = kind === 'postgres';
   return [
@@ -77,6 +84,19 @@ CREATE TABLE IF NOT EXISTS temporal_retention (
 );
 `,
     },
+    {
+      // scope history: seed one instance per entity from the scope kept so far (latest only)
+      version: 2,
+      sql: `
+INSERT INTO attr_history (tenant, entity_id, attr, dataset_id, instance_id, attr_type, instance, ts, created_at, modified_at)
+SELECT e.tenant, e.id, '${SCOPE_ATTR}', '', 'urn:ngsi-ld:attribute:instance:scope-' || md5(e.tenant || e.id), 'Property',
+       jsonb_build_object('type', 'Property', 'value', CASE WHEN array_length(e.scopes, 1) = 1 THEN to_jsonb(e.scopes[1]) ELSE to_jsonb(e.scopes) END),
+       e.modified_at, e.created_at, e.modified_at
+FROM temporal_entities e
+WHERE e.scopes IS NOT NULL AND array_length(e.scopes, 1) > 0
+  AND NOT EXISTS (SELECT 1 FROM attr_history h WHERE h.tenant = e.tenant AND h.entity_id = e.id AND h.attr = '${SCOPE_ATTR}');
+`,
+    },
   ];
 }
 
@@ -102,6 +122,8 @@ export interface HistoryInstance {
   createdAt: number;
   modifiedAt: number;
   deletedAt?: number;
+  /** scope instances: time (ts) at which the next scope instance / tombstone replaced it */
+  validUntil?: number;
 }
 
 export interface TemporalEntityRow {
@@ -120,11 +142,28 @@ export interface AggBucket {
   values: Partial<Record<AggrMethod, number | null>>;
 }
 
-export interface AggSeries {
-  entityId: string;
-  attr: string;
-  attrType: string;
-  buckets: AggBucket[];
+/**
+ * The buckets of one attribute, column-wise: bucket starts and, per method, the values as JSON
+ * literals ("12.5", "null"), as the database wrote them (no per-bucket objects on the hot path;
+ * `buckets` builds them on demand).
+ */
+export class AggSeries {
+  constructor(
+    readonly entityId: string,
+    readonly attr: string,
+    readonly attrType: string,
+    readonly starts: number[],
+    readonly endOf: (start: number) => number,
+    readonly values: Partial<Record<AggrMethod, string[]>>,
+  ) {}
+
+  get buckets(): AggBucket[] {
+    return this.starts.map((start, k) => {
+      const values: Partial<Record<AggrMethod, number | null>> = {};
+      for (const [m, v] of Object.entries(this.values) as [AggrMethod, string[]][]) values[m] = v[k] === 'null' ? null : Number(v[k]);
+      return { start, end: this.endOf(start), values };
+    });
+  }
 }
 
 const TIME_COL: Record<TemporalQuery['timeproperty'], string> = {
@@ -163,6 +202,18 @@ const ms = (s: string | undefined, dflt: number): number => {
 };
 
 const n = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+
+const isoMs = (t: number): string => {
+  const x = new Date(t).toISOString();
+  return x.endsWith('.000Z') ? x.slice(0, -5) + 'Z' : x;
+};
+
+/** A scope instance (value: the scope, or the list when there are several). */
+export function scopeInstance(scopes: string[], observedAt?: string): AttrInstance {
+  const i: AttrInstance = { type: 'Property', value: scopes.length === 1 ? scopes[0] : [...scopes] };
+  if (observedAt) i.observedAt = observedAt;
+  return i;
+}
 
 export function newInstanceId(): string {
   return `urn:ngsi-ld:attribute:instance:${randomUUID()}`;
@@ -230,7 +281,15 @@ export class HistoryStore {
       const push = (r: HistoryRow) => rows.push({ ...r, tenant: ev.tenant, entityId: ev.entityId, at });
       if (ev.kind === 'delete') {
         for (const [a, insts] of Object.entries(before)) for (const i of insts) push({ attr: a, datasetId: i.datasetId, deletedAt: at });
+        if (ev.before?.scope?.length) push({ attr: SCOPE_ATTR, deletedAt: at });
         continue;
+      }
+      // scope changes become instances of the scope temporal property (observedAt = modifiedAt, 4.5.6)
+      const sb = ev.before?.scope ?? [];
+      const sa = ev.after?.scope ?? [];
+      if (sb.length !== sa.length || sb.some((x, k) => x !== sa[k])) {
+        if (sa.length) push({ attr: SCOPE_ATTR, instance: scopeInstance(sa, isoMs(at)) });
+        else push({ attr: SCOPE_ATTR, deletedAt: at });
       }
       const changed = ev.kind === 'create' ? Object.keys(after) : ev.changedAttrs;
       const deleted = new Set(ev.deletedAttrs ?? []);
@@ -262,6 +321,7 @@ export class HistoryStore {
     ents: TemporalEntityRow[],
     rows: (HistoryRow & { tenant: string; entityId: string; at: number })[],
     tenantOfEnts?: string,
+    opts: { replaceObserved?: boolean } = {},
   ): Promise<void> {
     if (ents.length === 0 && rows.length === 0) return;
     const hist = rows.map((r) => {
@@ -318,6 +378,22 @@ export class HistoryStore {
           [JSON.stringify(entRows)],
         );
       }
+      // upsert of a temporal entity (5.6.11): an instance observed at the same time as a stored one
+      // of the same attribute and datasetId replaces it
+      const replaced = new Map<string, [string, string, string]>();
+      if (opts.replaceObserved) {
+        const keyed = hist.filter((h) => h.observed_at !== null && h.deleted_at === null);
+        if (keyed.length) {
+          const r = await t.query<{ tenant: string; entity_id: string; attr: string }>(
+            `DELETE FROM attr_history h USING jsonb_to_recordset($1::jsonb) AS x(tenant text, entity_id text, attr text, dataset_id text, observed_at bigint)
+             WHERE h.tenant = x.tenant AND h.entity_id = x.entity_id AND h.attr = x.attr AND h.dataset_id = x.dataset_id
+               AND h.observed_at = x.observed_at AND h.deleted_at IS NULL
+             RETURNING h.tenant, h.entity_id, h.attr`,
+            [JSON.stringify(keyed.map((h) => ({ tenant: h.tenant, entity_id: h.entity_id, attr: h.attr, dataset_id: h.dataset_id, observed_at: h.observed_at })))],
+          );
+          for (const x of r) replaced.set(`${x.tenant}\u0000${x.entity_id}\u0000${x.attr}`, [x.tenant, x.entity_id, x.attr]);
+        }
+      }
       const CHUNK = 5000;
       for (let k = 0; k < hist.length; k += CHUNK) {
         const part = JSON.stringify(hist.slice(k, k + CHUNK));
@@ -346,6 +422,7 @@ export class HistoryStore {
           [part],
         );
       }
+      for (const [tenant, id, attr] of replaced.values()) await this.refreshRollup(tenant, id, attr, t);
     });
   }
 
@@ -439,11 +516,16 @@ export class HistoryStore {
     attrs?: string[];
     datasetIds?: string[];
     q: TemporalQuery;
+    /** include the scope instances valid within the window even when attrs does not name them (default true) */
+    withScope?: boolean;
   }): Promise<HistoryInstance[]> {
     if (p.entityIds.length === 0) return [];
     const col = TIME_COL[p.q.timeproperty];
     const cond: string[] = ['tenant = $1', 'entity_id = ANY($2)', '($3::text[] IS NULL OR attr = ANY($3))'];
     cond.push(`($4::text[] IS NULL OR (CASE WHEN dataset_id = '' THEN '@none' ELSE dataset_id END) = ANY($4))`);
+    // scope instances are selected by validity (below), not by their own time
+    const scopeByValidity = p.q.timeproperty !== 'deletedAt';
+    if (scopeByValidity) cond.push(`attr <> '${SCOPE_ATTR}'`);
     if (p.q.timeproperty === 'deletedAt') cond.push('deleted_at IS NOT NULL');
     else cond.push('deleted_at IS NULL');
     const params: unknown[] = [p.tenant, p.entityIds, p.attrs ?? null, p.datasetIds ?? null];
@@ -467,19 +549,52 @@ export class HistoryStore {
     }
     sql += ` ORDER BY entity_id, attr, t ${dir}, instance_id`;
     const rows = await this.db.query<Record<string, unknown>>(sql, params);
-    return rows.map((r) => ({
-      entityId: r.entity_id as string,
-      attr: r.attr as string,
-      datasetId: (r.dataset_id as string) || undefined,
-      instanceId: r.instance_id as string,
-      attrType: r.attr_type as string,
-      instance: (r.instance as AttrInstance | null) ?? null,
-      t: Number(r.t),
-      observedAt: n(r.observed_at),
-      createdAt: Number(r.created_at),
-      modifiedAt: Number(r.modified_at),
-      deletedAt: n(r.deleted_at),
-    }));
+    const out = rows.map(histRow);
+    const wantScope = (p.withScope ?? true) || (p.attrs?.includes(SCOPE_ATTR) ?? false);
+    if (scopeByValidity && wantScope && (!p.datasetIds || p.datasetIds.includes('@none'))) {
+      for (const r of await this.scopeInstances(p.tenant, p.entityIds, p.q)) out.push(r);
+    }
+    return out;
+  }
+
+  /**
+   * Scope instances valid at some time within the window (4.18: a scope is valid from the time it
+   * is set until it is replaced or removed), with their validity end; newest last (lastN keeps the
+   * last N, newest first).
+   */
+  async scopeInstances(tenant: string, entityIds: string[], q: TemporalQuery): Promise<HistoryInstance[]> {
+    const col = TIME_COL[q.timeproperty];
+    const rows = await this.db.query<Record<string, unknown>>(
+      `SELECT entity_id, attr, dataset_id, instance_id, attr_type, instance, ts, ${col} AS t, observed_at, created_at, modified_at, deleted_at
+       FROM attr_history WHERE tenant = $1 AND entity_id = ANY($2) AND attr = '${SCOPE_ATTR}' ORDER BY entity_id, ts, instance_id`,
+      [tenant, entityIds],
+    );
+    const out: HistoryInstance[] = [];
+    let group: HistoryInstance[] = [];
+    const flush = () => {
+      if (q.lastN !== undefined) group = group.slice(-q.lastN).reverse();
+      for (const g of group) out.push(g);
+      group = [];
+    };
+    for (let k = 0; k < rows.length; k++) {
+      const r = rows[k];
+      if (k > 0 && rows[k - 1].entity_id !== r.entity_id) flush();
+      if (r.deleted_at !== null && r.deleted_at !== undefined) continue;
+      const from = Number(r.ts);
+      const nx = rows[k + 1];
+      const until = nx && nx.entity_id === r.entity_id ? Number(nx.ts) : undefined;
+      const endsAfter = (x: number) => until === undefined || until > x;
+      let ok = true;
+      if (q.timerel === 'before') ok = from < q.timeAt!;
+      else if (q.timerel === 'after') ok = endsAfter(q.timeAt!);
+      else if (q.timerel === 'between') ok = from < q.endTimeAt! && endsAfter(q.timeAt!);
+      if (!ok) continue;
+      const h = histRow(r);
+      h.validUntil = until;
+      group.push(h);
+    }
+    flush();
+    return out;
   }
 
   /**
@@ -509,7 +624,8 @@ export class HistoryStore {
       (p.q.endTimeAt === undefined || p.q.endTimeAt % HOUR === 0);
     const col = fromRollup ? 'hour' : TIME_COL[p.q.timeproperty];
     const params: unknown[] = [p.tenant, p.entityIds, p.attrs ?? null];
-    const cond = ['tenant = $1', 'entity_id = ANY($2)', '($3::text[] IS NULL OR attr = ANY($3))'];
+    // the scope is not aggregated (it is presented with the entity instead)
+    const cond = ['tenant = $1', 'entity_id = ANY($2)', '($3::text[] IS NULL OR attr = ANY($3))', `attr <> '${SCOPE_ATTR}'`];
     if (!fromRollup) {
       params.push(p.datasetIds ?? null);
       cond.push(`($${params.length}::text[] IS NULL OR (CASE WHEN dataset_id = '' THEN '@none' ELSE dataset_id END) = ANY($${params.length}))`);
@@ -531,57 +647,60 @@ export class HistoryStore {
     const pi = `$${params.length}::bigint`;
     params.push(anchor ?? null);
     const ai = `$${params.length}::bigint`;
-    let sql: string;
-    if (fromRollup) {
-      sql = `WITH b AS (
-          SELECT entity_id, attr, ${ai} + ((hour - ${ai}) / ${pi}) * ${pi} AS start, cnt, nnum, sum, sumsq, min, max
-          FROM attr_rollup_hour WHERE ${cond.join(' AND ')})
-        SELECT entity_id, attr, start, 'Property' AS attr_type, sum(cnt) AS total_count, NULL AS distinct_count,
+    // one row per series: the bucket starts and each method's values as comma-separated JSON
+    // literals (string_agg), so that the client library does not parse one row per bucket
+    const expr: Record<AggrMethod, string> = {
+      totalCount: 'total_count',
+      distinctCount: 'distinct_count',
+      sum: 'CASE WHEN nnum > 0 THEN sum END',
+      avg: 'CASE WHEN nnum > 0 THEN avg END',
+      min: 'CASE WHEN nnum > 0 THEN min END',
+      max: 'CASE WHEN nnum > 0 THEN max END',
+      stddev: 'CASE WHEN nnum > 0 THEN stddev END',
+      sumsq: 'CASE WHEN nnum > 0 THEN sumsq END',
+    };
+    const cols = p.spec.methods.map((m, k) => `string_agg(COALESCE((${expr[m]})::text, 'null'), ',' ORDER BY start) AS m${k}`).join(', ');
+    let inner: string;
+    if (fromRollup && p.spec.periodMs === HOUR) {
+      // the period is the rollup's: one rollup row per bucket, nothing to regroup
+      inner = `SELECT entity_id, attr, 'Property' AS attr_type, hour AS start, cnt AS total_count, NULL::bigint AS distinct_count, sum,
+               sum / NULLIF(nnum, 0) AS avg, min, max,
+               sqrt(GREATEST(sumsq / NULLIF(nnum, 0) - power(sum / NULLIF(nnum, 0), 2), 0)) AS stddev, sumsq, nnum
+               FROM attr_rollup_hour WHERE ${cond.join(' AND ')} AND ${pi} > 0 AND ${ai} IS NOT NULL`;
+    } else if (fromRollup) {
+      inner = `SELECT entity_id, attr, 'Property' AS attr_type, start, sum(cnt) AS total_count, NULL::bigint AS distinct_count,
                sum(sum) AS sum, sum(sum) / NULLIF(sum(nnum), 0) AS avg, min(min) AS min, max(max) AS max,
                sqrt(GREATEST(sum(sumsq) / NULLIF(sum(nnum), 0) - power(sum(sum) / NULLIF(sum(nnum), 0), 2), 0)) AS stddev,
                sum(sumsq) AS sumsq, sum(nnum) AS nnum
-        FROM b GROUP BY entity_id, attr, start ORDER BY entity_id, attr, start`;
+        FROM (SELECT entity_id, attr, ${ai} + ((hour - ${ai}) / ${pi}) * ${pi} AS start, cnt, nnum, sum, sumsq, min, max
+              FROM attr_rollup_hour WHERE ${cond.join(' AND ')}) b
+        GROUP BY entity_id, attr, start`;
     } else {
-      sql = `WITH base AS (
-          SELECT entity_id, attr, attr_type, ${col} AS t, num, vkey,
-                 COALESCE(${ai}, min(${col}) OVER (PARTITION BY entity_id, attr)) AS t0
-          FROM attr_history WHERE ${cond.join(' AND ')}
-        ), b AS (
-          SELECT entity_id, attr, attr_type, num, vkey, t0 + floor((t - t0)::float8 / ${pi})::bigint * ${pi} AS start FROM base
-        )
-        SELECT entity_id, attr, min(attr_type) AS attr_type, start, count(*) AS total_count, count(DISTINCT vkey) AS distinct_count,
+      inner = `SELECT entity_id, attr, min(attr_type) AS attr_type, start, count(*) AS total_count, count(DISTINCT vkey) AS distinct_count,
                sum(num) AS sum, avg(num) AS avg, min(num) AS min, max(num) AS max, stddev_pop(num) AS stddev, sum(num * num) AS sumsq,
                count(num) AS nnum
-        FROM b GROUP BY entity_id, attr, start ORDER BY entity_id, attr, start`;
+        FROM (SELECT entity_id, attr, attr_type, num, vkey, t0 + floor((t - t0)::float8 / ${pi})::bigint * ${pi} AS start
+              FROM (SELECT entity_id, attr, attr_type, ${col} AS t, num, vkey,
+                           COALESCE(${ai}, min(${col}) OVER (PARTITION BY entity_id, attr)) AS t0
+                    FROM attr_history WHERE ${cond.join(' AND ')}) base) b
+        GROUP BY entity_id, attr, start`;
     }
-    const rows = await this.db.query<Record<string, unknown>>(sql, params);
-    const out: AggSeries[] = [];
-    let cur: AggSeries | undefined;
+    const sql = `SELECT entity_id, attr, min(attr_type) AS attr_type, string_agg(start::text, ',' ORDER BY start) AS starts${cols ? ', ' + cols : ''}
+      FROM (${inner}) x GROUP BY entity_id, attr ORDER BY entity_id, attr`;
+    const rows = await this.db.query<Record<string, string>>(sql, params);
     const whole = p.spec.periodMs === undefined;
-    for (const r of rows) {
-      if (!cur || cur.entityId !== r.entity_id || cur.attr !== r.attr) {
-        cur = { entityId: r.entity_id as string, attr: r.attr as string, attrType: r.attr_type as string, buckets: [] };
-        out.push(cur);
-      }
-      const start = Number(r.start);
-      const end = whole ? (p.q.endTimeAt ?? (p.q.timerel === 'before' ? p.q.timeAt! : Date.now())) : start + p.spec.periodMs!;
-      const hasNum = Number(r.nnum) > 0;
-      const values: Partial<Record<AggrMethod, number | null>> = {};
-      for (const m of p.spec.methods) {
-        switch (m) {
-          case 'totalCount':
-            values.totalCount = Number(r.total_count);
-            break;
-          case 'distinctCount':
-            values.distinctCount = r.distinct_count === null ? null : Number(r.distinct_count);
-            break;
-          default:
-            values[m] = hasNum && r[m] !== null ? Number(r[m]) : null;
-        }
-      }
-      cur.buckets.push({ start, end, values });
-    }
-    return out;
+    const wholeEnd = p.q.endTimeAt ?? (p.q.timerel === 'before' ? p.q.timeAt! : Date.now());
+    return rows.map((r) => {
+      const starts = r.starts.split(',').map(Number);
+      const values: Partial<Record<AggrMethod, string[]>> = {};
+      p.spec.methods.forEach((m, k) => {
+        const v = (r[`m${k}`] ?? '').split(',');
+        // PostgreSQL writes NaN / Infinity, which are not JSON numbers
+        for (let x = 0; x < v.length; x++) if (v[x].charCodeAt(v[x].length - 1) > 57 && v[x] !== 'null') v[x] = 'null';
+        values[m] = v;
+      });
+      return new AggSeries(r.entity_id, r.attr, r.attr_type, starts, whole ? () => wholeEnd : (s) => s + p.spec.periodMs!, values);
+    });
   }
 
   async modifyInstance(tenant: string, entityId: string, attr: string, instanceId: string, inst: AttrInstance, now: number): Promise<boolean> {
@@ -695,3 +814,20 @@ function entRow(r: Record<string, unknown>): TemporalEntityRow {
     deletedAt: n(r.deleted_at),
   };
 }
+
+function histRow(r: Record<string, unknown>): HistoryInstance {
+  return {
+    entityId: r.entity_id as string,
+    attr: r.attr as string,
+    datasetId: (r.dataset_id as string) || undefined,
+    instanceId: r.instance_id as string,
+    attrType: r.attr_type as string,
+    instance: (r.instance as AttrInstance | null) ?? null,
+    t: Number(r.t),
+    observedAt: n(r.observed_at),
+    createdAt: Number(r.created_at),
+    modifiedAt: Number(r.modified_at),
+    deletedAt: n(r.deleted_at),
+  };
+}
+

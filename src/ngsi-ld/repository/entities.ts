@@ -50,9 +50,13 @@ export class EntityRepository {
    * Keeps planner statistics fresh after bulk writes. PGlite has no autovacuum, and without
    * statistics a `type=` query sorts every match instead of walking the primary key.
    */
+  private rowsSeen = 0;
+  /** `n` new rows: statistics are refreshed after growth of 2,000 rows or 20 %, like autovacuum's analyze threshold. */
   private noteWrites(n: number) {
+    if (n === 0) return;
     this.writesSinceAnalyze += n;
-    if (this.analyzing || this.writesSinceAnalyze < 2000) return;
+    this.rowsSeen += n;
+    if (this.analyzing || this.writesSinceAnalyze < Math.max(2000, this.rowsSeen * 0.2)) return;
     this.analyzing = true;
     this.writesSinceAnalyze = 0;
     setTimeout(() => {
@@ -114,7 +118,7 @@ export class EntityRepository {
    */
   async saveMany(db: Db, tenant: string, entities: StoredEntity[], before?: Map<string, StoredEntity>): Promise<void> {
     if (entities.length === 0) return;
-    this.noteWrites(entities.length);
+    this.noteWrites(before ? entities.filter((e) => !before.has(e.id)).length : entities.length);
     entities = [...entities].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     await this.ensureTenant(db, tenant);
     await db.query(

@@ -1,5 +1,5 @@
 import { parseGeoQ, matchesGeoQ, type Geometry, type GeoQuery } from '../../ngsi-ld/geo/index.ts';
-import { evaluateQ, evaluateScopeQ, parseQ, parseScopeQ, resolveQ } from '../../ngsi-ld/query/index.ts';
+import { evaluateQ, evaluateScopeQ, parseQ, parseScopeQ, qLinkedDepth, resolveQ } from '../../ngsi-ld/query/index.ts';
 import type { StoredEntity } from '../../ngsi-ld/model/types.ts';
 import type { CompiledFilters, ExpandTerm, GeoQ, Subscription } from './types.ts';
 import type { ValidationDeps } from './validate.ts';
@@ -26,7 +26,9 @@ export function compileFilters(sub: Subscription, expandTerm: ExpandTerm): Compi
   if (sub.q) {
     const rq = resolveQ(parseQ(sub.q), expandTerm);
     const lang = sub.lang;
-    f.q = (e: StoredEntity) => evaluateQ(rq, e, lang ? { lang } : undefined);
+    const depth = qLinkedDepth(rq);
+    if (depth > 0) f.linkedQ = { depth, test: (e, getEntity) => evaluateQ(rq, e, { lang, getEntity }) };
+    else f.q = (e: StoredEntity) => evaluateQ(rq, e, lang ? { lang } : undefined);
   }
   if (sub.geoQ) {
     const gq = toGeoQuery(sub.geoQ);

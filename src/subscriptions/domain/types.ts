@@ -112,6 +112,11 @@ export interface DeliveryStatus {
 /** Predicates compiled once per subscription for q / geoQ / scopeQ (see adapters). */
 export interface CompiledFilters {
   q?: (e: StoredEntity) => boolean;
+  /**
+   * q with linked-entity terms (4.9, `rel{attr}`): needs the relationship targets up to `depth`
+   * hops, so it is evaluated after matching, once they are loaded (q is then unset).
+   */
+  linkedQ?: { depth: number; test: (e: StoredEntity, getEntity: (id: string) => StoredEntity | undefined) => boolean };
   geo?: (e: StoredEntity) => boolean;
   scope?: (e: StoredEntity) => boolean;
 }
