@@ -38,8 +38,10 @@ async function post(url: string, path: string, body: unknown): Promise<Response>
 
 async function run(store: 'postgres' | 'pglite') {
   // the broker core alone (URBIS_MODULES=none); BENCH_MODULES=all measures the whole platform
-  const modules = process.env.BENCH_MODULES === 'all' ? {} : { URBIS_MODULES: process.env.BENCH_MODULES ?? 'none' };
-  const b = await startBroker({ ...modules, ...(store === 'postgres' ? { DATABASE_URL: pgUrl } : {}) });
+  const env: Record<string, string> = {};
+  if (process.env.BENCH_MODULES !== 'all') env.URBIS_MODULES = process.env.BENCH_MODULES ?? 'none';
+  if (store === 'postgres') env.DATABASE_URL = pgUrl;
+  const b = await startBroker(env);
   try {
     for (let i = 0; i < N; i += 1000) {
       const r = await post(b.url, '/ngsi-ld/v1/entityOperations/upsert', Array.from({ length: 1000 }, (_, k) => entity(i + k)));

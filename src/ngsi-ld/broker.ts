@@ -216,7 +216,8 @@ export class Broker implements BrokerApi {
         next.scope = noOverwrite && cur.scope ? [...new Set([...cur.scope, ...frag.scope])] : frag.scope;
         changed.push('scope');
       }
-      if (frag.expiresAt) next.expiresAt = frag.expiresAt;
+      if (frag.expiresAt === NGSI_NULL) delete next.expiresAt;
+      else if (frag.expiresAt) next.expiresAt = frag.expiresAt;
       for (const [name, insts] of Object.entries(frag.attrs)) {
         const out = [...(next.attrs[name] ?? [])];
         let any = false;
@@ -260,7 +261,8 @@ export class Broker implements BrokerApi {
         if (cur.scope) { next.scope = frag.scope; changed.push('scope'); res.updated.push('scope'); }
         else res.notUpdated.push({ attributeName: 'scope', reason: 'The entity has no scope to update.' });
       }
-      if (frag.expiresAt) next.expiresAt = frag.expiresAt;
+      if (frag.expiresAt === NGSI_NULL) delete next.expiresAt;
+      else if (frag.expiresAt) next.expiresAt = frag.expiresAt;
       for (const [name, insts] of Object.entries(frag.attrs)) {
         const out = [...(next.attrs[name] ?? [])];
         for (const inst of insts) {
@@ -723,6 +725,7 @@ function clone(e: StoredEntity): StoredEntity {
 
 /** Keep createdAt of the instance being replaced; set modifiedAt. */
 function stamp(inst: AttrInstance, old: AttrInstance | undefined, now: string) {
+  if (inst.expiresAt === NGSI_NULL) delete inst.expiresAt; // NGSI-LD Null makes the instance durable
   inst.createdAt = old?.createdAt ?? now;
   inst.modifiedAt = now;
 }
@@ -741,7 +744,8 @@ function mergeInto(cur: StoredEntity, frag: StoredEntity, now: string) {
   const deleted: string[] = [];
   for (const t of frag.type) if (!next.type.includes(t)) next.type.push(t);
   if (frag.scope) next.scope = frag.scope;
-  if (frag.expiresAt) next.expiresAt = frag.expiresAt;
+  if (frag.expiresAt === NGSI_NULL) delete next.expiresAt;
+      else if (frag.expiresAt) next.expiresAt = frag.expiresAt;
   for (const [name, insts] of Object.entries(frag.attrs)) {
     let out = [...(next.attrs[name] ?? [])];
     for (const inst of insts) {
@@ -759,6 +763,7 @@ function mergeInto(cur: StoredEntity, frag: StoredEntity, now: string) {
           const v = inst[k] as AttrInstance | undefined;
           if (!INSTANCE_CORE_KEYS.has(k) && v && typeof v === 'object' && isNullInstance(v)) delete m[k];
         }
+        if (m.expiresAt === NGSI_NULL) delete m.expiresAt;
         stamp(m, old, now);
         out[idx] = m;
       } else {

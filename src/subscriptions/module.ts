@@ -46,6 +46,8 @@ class SubscriptionService {
   outbox: Outbox;
   dispatcher: Dispatcher;
   private notifier: SchemeRouter;
+  /** delivery outcomes not yet written to the counters (a retrieval right after a notification sees them) */
+  private unflushed = new Map<string, DeliveryResult[]>();
   readonly db: Platform["db"];
   readonly defaultLimit: number;
   constructor(private p: Platform) {
@@ -57,6 +59,10 @@ class SubscriptionService {
     this.notifier = new SchemeRouter({ http, https: http, mqtt, mqtts: mqtt });
     this.dispatcher = new Dispatcher(this.outbox, this.notifier, p.clock, {
       onResults: (r) => this.recordResults(r),
+      onResult: (r) => {
+        const k = `${r.tenant}\u0000${r.subscriptionId}`;
+        (this.unflushed.get(k) ?? this.unflushed.set(k, []).get(k)!).push(r);
+      },
       log: p.log.child('notify'),
     });
   }
@@ -336,6 +342,20 @@ class SubscriptionService {
   }
 
   async recordResults(rs: DeliveryResult[]) {
+    try {
+      await this.writeResults(rs);
+    } finally {
+      const done = new Set(rs);
+      for (const r of rs) {
+        const k = `${r.tenant}\u0000${r.subscriptionId}`;
+        const left = this.unflushed.get(k)?.filter((x) => !done.has(x));
+        if (left?.length) this.unflushed.set(k, left);
+        else this.unflushed.delete(k);
+      }
+    }
+  }
+
+  private async writeResults(rs: DeliveryResult[]) {
     const agg = new Map<string, Record<string, unknown>>();
     for (const r of rs) {
       const k = `${r.tenant}\u0000${r.subscriptionId}`;
@@ -393,6 +413,13 @@ class SubscriptionService {
       lastFailure: (row.last_failure as string) ?? undefined,
       deadLetters: Number(row.dead_letters) || undefined,
     };
+    const rec = row.record as Subscription;
+    for (const r of this.unflushed.get(`${rec.tenant}\u0000${rec.id}`) ?? []) {
+      const at = new Date(r.at).toISOString();
+      d.timesSent++;
+      d.lastNotification = at;
+      if (r.ok) { d.lastSuccess = at; d.status = 'ok'; } else { d.timesFailed++; d.lastFailure = at; d.status = 'failed'; }
+    }
     return subscriptionToPayload(row.record as Subscription, d, (i) => ctx.compactIri(i), this.p.clock.now(), { sysAttrs });
   }
 }

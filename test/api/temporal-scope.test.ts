@@ -10,7 +10,7 @@ const W = 'timerel=between&timeAt=2026-03-01T12:00:00Z&endTimeAt=2026-03-01T13:0
 test('scope history: temporal property, validity over time, scopeQ bounds instances, upsert replaces same observedAt', async () => {
   const s = await testPlatform({ modules: [temporalModule] });
   try {
-    const post = (payload: unknown) => s.inject({ method: 'POST', url: `${T}/entities`, payload, headers: JSON_CT });
+    const post = (payload: object) => s.inject({ method: "POST", url: `${T}/entities`, payload: JSON.stringify(payload), headers: JSON_CT });
     const sp = (v: string, at: string) => ({ type: 'Property', value: v, observedAt: `2026-03-01T${at}:00Z` });
     assert.equal((await post({ id: 'urn:x:rep', type: 'V', scope: [sp('/R', '10:00'), sp('/S', '12:30')], speed: [sp('old', '12:15'), sp('new', '12:45')] })).statusCode, 201);
     assert.equal((await post({ id: 'urn:x:late', type: 'V', scope: [sp('/Z', '14:00')], speed: [sp('late', '12:05')] })).statusCode, 201);

@@ -56,7 +56,8 @@ export function normalizeEntity(input: unknown, ctx: TermResolver, opts: Normali
   }
   const ent: StoredEntity = { id, type, createdAt: opts.now, modifiedAt: opts.now, attrs: {} };
   if (input.scope !== undefined) ent.scope = normalizeScope(input.scope);
-  if (input.expiresAt !== undefined) {
+  if (input.expiresAt === NGSI_NULL && opts.allowNull) ent.expiresAt = NGSI_NULL; // makes the entity durable again
+  else if (input.expiresAt !== undefined) {
     checkDateTime(input.expiresAt, `expiresAt of entity "${id}"`);
     ent.expiresAt = input.expiresAt as string;
   }
@@ -263,7 +264,8 @@ export function normalizeInstance(name: string, raw: unknown, ctx: TermResolver,
     if (!/Z$/.test(raw.observedAt as string)) throw new ProblemError('BadRequestData', `observedAt of "${name}" must be in UTC with a trailing "Z" (e.g. "2026-01-31T12:00:00Z").`);
     inst.observedAt = raw.observedAt as string;
   }
-  if (raw.expiresAt !== undefined) {
+  if (raw.expiresAt === NGSI_NULL && opts.allowNull) inst.expiresAt = NGSI_NULL;
+  else if (raw.expiresAt !== undefined) {
     checkDateTime(raw.expiresAt, `expiresAt of "${name}"`);
     inst.expiresAt = raw.expiresAt as string;
   }

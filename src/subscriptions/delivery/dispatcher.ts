@@ -26,6 +26,8 @@ export interface DispatcherOptions {
   rounds?: number;
   leaseMs?: number;
   onResults?: (results: DeliveryResult[]) => void | Promise<void>;
+  /** each outcome as soon as it is known (the same objects are passed to onResults at the end of the round) */
+  onResult?: (result: DeliveryResult) => void;
   log?: Logger;
 }
 
@@ -137,10 +139,14 @@ export class Dispatcher {
             await this.notifier.send(row);
             const at = this.clock.now();
             acks.push(row.seq);
-            results.push({ tenant: row.tenant, subscriptionId: row.subscriptionId, ok: true, at, latencyMs: at - row.createdAt });
+            const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: true, at, latencyMs: at - row.createdAt };
+            results.push(r);
+            this.opts.onResult?.(r);
           } catch (e) {
             fails.push({ seq: row.seq, attempts: row.attempts, error: (e as Error).message ?? String(e) });
-            results.push({ tenant: row.tenant, subscriptionId: row.subscriptionId, ok: false, at: this.clock.now(), error: (e as Error).message });
+            const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: false, at: this.clock.now(), error: (e as Error).message };
+            results.push(r);
+            this.opts.onResult?.(r);
             for (let j = i + 1; j < g.length; j++) releases.push(g[j].seq);
             return;
           }
