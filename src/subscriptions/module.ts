@@ -88,18 +88,33 @@ class SubscriptionService {
       `SELECT tenant, subscription_id, max(next_at) AS t FROM notification_outbox WHERE state <> 'dead' GROUP BY 1, 2`,
     ))
       this.lastSlot.set(`${r.tenant}\u0000${r.subscription_id}`, Number(r.t));
-    for (const r of await this.p.db.query<{ record: Subscription }>('SELECT record FROM subscriptions')) await this.activate(r.record);
+    for (const r of await this.p.db.query<{ record: Subscription }>('SELECT record FROM subscriptions')) {
+      // one subscription whose @context cannot be loaded now must not keep the others (or the platform) down
+      await this.activate(r.record).catch((e) =>
+        this.p.log.error('subscription not activated', { error: e, subscription: r.record.id, tenant: r.record.tenant }));
+    }
     await this.dispatcher.start();
     // durable on ack: the returned promise (outbox insert) is awaited by the broker before 2xx
     this.p.bus.subscribe((evs) => this.onEvents(evs));
   }
 
   async activate(sub: Subscription) {
+    this.install(await this.prepare(sub));
+  }
+
+  /**
+   * Resolves a subscription's @contexts and compiles its filters; throws (e.g. LdContextNotAvailable
+   * for an unreachable jsonldContext) before anything is stored.
+   */
+  async prepare(sub: Subscription): Promise<Live> {
     // terms of the subscription (q, scopeQ, ...) are in the request's @context; notifications compact with jsonldContext
     const reqCtx = await this.resolver().resolve(sub.context, { tenant: sub.tenant });
     const ctx = sub.jsonldContext === undefined || sub.jsonldContext === sub.context ? reqCtx : await this.resolver().resolve(sub.jsonldContext, { tenant: sub.tenant });
-    const k = `${sub.tenant}\u0000${sub.id}`;
-    const l: Live = { sub, filters: compileFilters(sub, (t) => reqCtx.expandTerm(t)), ctx };
+    return { sub, filters: compileFilters(sub, (t) => reqCtx.expandTerm(t)), ctx };
+  }
+
+  install(l: Live) {
+    const k = `${l.sub.tenant}\u0000${l.sub.id}`;
     this.live.set(k, l);
     this.armPeriodic(k, l);
   }
@@ -501,9 +516,10 @@ export const subscriptionsModule: UrbisModule = {
       const sub = parseSubscription(body, s.deps(ctx), { tenant, context: ref, newId: () => `urn:ngsi-ld:Subscription:${randomUUID()}` });
       // 5.2.12: jsonldContext is the URL of the request's @context (an ImplicitlyCreated one for an inline/compound context)
       if (sub.jsonldContext === undefined) sub.jsonldContext = await s.contextUrl(ref, tenant);
+      const live = await s.prepare(sub);
       const r = await s.db.query('INSERT INTO subscriptions (tenant, id, record) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id', [tenant, sub.id, JSON.stringify(sub)]);
       if (r.length === 0) throw new ProblemError('AlreadyExists', `Subscription ${sub.id} already exists`);
-      await s.activate(sub);
+      s.install(live);
       reply.code(201).header('location', `${base}/${encodeURIComponent(sub.id).replace(/%3A/gi, ':')}`).send();
     });
     app.get(base, async (req, reply) => {
@@ -558,8 +574,9 @@ export const subscriptionsModule: UrbisModule = {
       const row = await s.load(tenant, id);
       const next = applySubscriptionUpdate(row.record as Subscription, body, s.deps(ctx));
       if (next.jsonldContext === undefined) next.jsonldContext = await s.contextUrl(next.context, tenant);
+      const live = await s.prepare(next);
       await s.db.query('UPDATE subscriptions SET record = $3 WHERE tenant = $1 AND id = $2', [tenant, id, JSON.stringify(next)]);
-      await s.activate(next);
+      s.install(live);
       reply.code(204).send();
     });
     app.delete(`${base}/:id`, async (req, reply) => {

@@ -10,7 +10,7 @@ import type { ValidationDeps } from './validate.ts';
  */
 export function validators(): Pick<ValidationDeps, 'validateQ' | 'validateScopeQ' | 'validateGeoQ'> {
   return {
-    validateQ: (q) => void parseQ(q),
+    validateQ: (q) => void parseQ(decodeQ(q)),
     validateScopeQ: (q) => void parseScopeQ(q),
     validateGeoQ: (g) => void toGeoQuery(g),
   };
@@ -21,10 +21,25 @@ function toGeoQuery(g: GeoQ): GeoQuery {
   return { ...q, geoproperty: g.geoproperty };
 }
 
+/**
+ * A subscription's q as the query language text. q travels percent-encoded in URLs (6.3.x query
+ * parameters), and clients commonly copy that form into subscription payloads
+ * (`name=="Eiffel%20Tower"`): percent escapes are decoded like a query parameter's would be. A q
+ * that is not valid percent-encoding (a literal "%") is taken as it is.
+ */
+export function decodeQ(q: string): string {
+  if (!/%[0-9A-Fa-f]{2}/.test(q)) return q;
+  try {
+    return decodeURIComponent(q);
+  } catch {
+    return q;
+  }
+}
+
 export function compileFilters(sub: Subscription, expandTerm: ExpandTerm): CompiledFilters {
   const f: CompiledFilters = {};
   if (sub.q) {
-    const rq = resolveQ(parseQ(sub.q), expandTerm);
+    const rq = resolveQ(parseQ(decodeQ(sub.q)), expandTerm);
     const lang = sub.lang;
     const depth = qLinkedDepth(rq);
     if (depth > 0) f.linkedQ = { depth, test: (e, getEntity) => evaluateQ(rq, e, { lang, getEntity }) };
