@@ -15,12 +15,15 @@ import { ProblemError } from '../common/problem.ts';
 import type { DeviceService, CommandSink } from './service.ts';
 import type { DeviceRecord } from './registry.ts';
 import { parseTopic } from './domain/payloads.ts';
+import { mqttTlsServer } from '../trust/tls.ts';
 
 /** What other modules get with p.services.get('mqtt'). */
 export interface MqttService {
   kind: 'embedded' | 'external';
   /** port of the embedded broker (the real one when MQTT_PORT=0) */
   port?: number;
+  /** MQTTS port of the embedded broker, when URBIS_TLS_CERT / URBIS_TLS_KEY are set (URBIS_MQTTS_PORT, default 8883) */
+  tlsPort?: number;
   url: string;
   publish(topic: string, payload: string | Buffer, opts?: { qos?: 0 | 1 | 2; retain?: boolean }): Promise<void>;
   /** extra authenticators for non-device clients (e.g. a subscription notifier, the dashboard): return true to accept */
@@ -177,6 +180,19 @@ export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promis
   });
   const port = (server.address() as AddressInfo).port;
   log.info(`embedded MQTT broker listening on port ${port}`);
+  // trust: MQTTS (TLS >= 1.2) on URBIS_MQTTS_PORT when a certificate is configured
+  const tlsServer = mqttTlsServer(aedes.handle as (socket: import('node:net').Socket) => void);
+  let tlsPort: number | undefined;
+  if (tlsServer) {
+    const want = Number(process.env.URBIS_MQTTS_PORT || 8883);
+    if (!Number.isInteger(want) || want < 0 || want > 65535) throw new Error(`URBIS_MQTTS_PORT must be a port number, got "${process.env.URBIS_MQTTS_PORT}"`);
+    await new Promise<void>((res, rej) => {
+      tlsServer.once('error', rej);
+      tlsServer.listen(want, p.config.host === '0.0.0.0' ? undefined : p.config.host, () => res());
+    });
+    tlsPort = (tlsServer.address() as AddressInfo).port;
+    log.info(`embedded MQTT broker listening for MQTTS on port ${tlsPort}`);
+  }
 
   const publish = (topic: string, payload: string | Buffer, opts: { qos?: 0 | 1 | 2; retain?: boolean } = {}) =>
     new Promise<void>((res, rej) =>
@@ -189,6 +205,7 @@ export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promis
     service: {
       kind: 'embedded',
       port,
+      tlsPort,
       url: `mqtt://127.0.0.1:${port}`,
       publish,
       addAuthenticator: (fn) => authenticators.push(fn),
@@ -201,6 +218,7 @@ export async function startEmbeddedMqtt(p: Platform, svc: DeviceService): Promis
     async close() {
       await new Promise<void>((res) => aedes.close(() => res()));
       await new Promise<void>((res) => server.close(() => res()));
+      if (tlsServer) await new Promise<void>((res) => tlsServer.close(() => res()));
     },
   };
 }

@@ -82,7 +82,7 @@ export class Broker implements BrokerApi {
     await this.assertTenant(tenant);
     const e = await this.repo.get(tenant, id);
     if (!e || isExpired(e)) throw new ProblemError('ResourceNotFound', `Entity "${id}" was not found.`);
-    this.cache.set(tenant, e);
+    this.cache.setIfAbsent(tenant, e);
     return e;
   }
 
@@ -598,7 +598,13 @@ export class Broker implements BrokerApi {
       count = all.length;
       stored = limit === 0 ? [] : all.slice(offset, offset + limit);
     } else {
-      stored = limit === 0 ? [] : await this.repo.select(tenant, plan.where, plan.params, { limit, offset });
+      if (limit === 0) stored = [];
+      else if (this.cache.enabled) {
+        // ids from SQL, bodies from the cache: no jsonb transfer and parse for entities already in memory
+        const ids = await this.repo.selectIds(tenant, plan.where, plan.params, { limit, offset });
+        const found = await this.loadMany(tenant, ids);
+        stored = ids.map((id) => found.get(id)).filter((e): e is StoredEntity => e !== undefined && !isExpired(e));
+      } else stored = await this.repo.select(tenant, plan.where, plan.params, { limit, offset });
       if (params.count) count = await this.repo.count(tenant, plan.where, plan.params);
     }
     const ro: RenderOptions = {
@@ -631,7 +637,12 @@ export class Broker implements BrokerApi {
       if (hit) out.set(id, hit);
       else rest.push(id);
     }
-    if (rest.length) for (const [id, e] of await this.repo.getMany(tenant, rest)) out.set(id, e);
+    if (rest.length) {
+      for (const [id, e] of await this.repo.getMany(tenant, rest)) {
+        out.set(id, e);
+        this.cache.setIfAbsent(tenant, e);
+      }
+    }
     return out;
   }
 

@@ -11,6 +11,7 @@ import { evaluateTypeExpr, parseTypeExpr, resolveTypeExpr } from '../ngsi-ld/que
 import { parseAggregation, parseTemporalQuery, type AggregationSpec, type TemporalQuery } from './params.ts';
 import { aggregatedValues, capInstances, normalizedTemporal, stringifyWithRaw, temporalValues } from './representation.ts';
 import { SCOPE_ATTR, scopeInstance, type AggSeries, type HistoryInstance, type HistoryRow, type HistoryStore, type TemporalEntityRow } from './store.ts';
+import type { AuthService } from '../trust/api.ts';
 
 /**
  * Temporal API (NGSI-LD v1.9.1 clauses 5.6.11-5.6.16, 5.7.3, 5.7.4; 6.18-6.24):
@@ -30,6 +31,14 @@ const bad = (d: string): never => {
 };
 
 type Rep = 'normalized' | 'temporalValues' | 'aggregatedValues';
+
+/** the caller's trust context for one temporal read (see readable() / withheld()) */
+interface Trust {
+  auth: AuthService;
+  req: FastifyRequest;
+  /** per readable entity id: the infoClass attribute that classified it */
+  cls: Map<string, StoredEntity['attrs']>;
+}
 
 interface Selection {
   ids?: string[];
@@ -167,6 +176,69 @@ const SYSTEM_MEMBERS = new Set(['id', 'type', 'scope', 'createdAt', 'modifiedAt'
 export function temporalRoutes(app: FastifyInstance, p: Platform, store: HistoryStore, opts: TemporalApiOptions) {
   const contexts = p.broker.contexts;
   const resolve = (ref: ContextRef, tenant: string) => contexts.resolve(ref, { tenant });
+
+  // ----- trust (src/trust, docs/security.md): per-entity information class, personal-data redaction, audit
+  /** the trust service when it runs with auth on, else undefined (everything readable, nothing redacted) */
+  const authOf = (): AuthService | undefined => {
+    const a = p.services.get('auth') as AuthService | undefined;
+    return a?.enabled && typeof a.filterStored === 'function' ? a : undefined;
+  };
+  /**
+   * The entities of `ents` the caller may read through the temporal API. History outlives class
+   * changes, so an entity counts with the most restrictive class it has had: every recorded
+   * infoClass instance, its current infoClass, and its type default where it had none. Each such
+   * variant goes through auth.filterStored (area temporal); the entity is readable only when all
+   * pass. `cls` keeps, per readable id, the infoClass attribute that classified it (for redaction).
+   */
+  async function readable(req: FastifyRequest, tenant: string, ents: TemporalEntityRow[]): Promise<{ ents: TemporalEntityRow[]; trust?: Trust }> {
+    const auth = authOf();
+    if (!auth || ents.length === 0) return { ents, trust: auth && { auth, req, cls: new Map() } };
+    const ids = ents.map((e) => e.id);
+    const hist = await p.db.query<{ entity_id: string; attr: string; instance: AttrInstance | null; deleted_at: unknown }>(
+      `SELECT entity_id, attr, instance, deleted_at FROM attr_history WHERE tenant = $1 AND entity_id = ANY($2) AND (attr = 'infoClass' OR attr ~ '[/#:]infoClass$')`,
+      [tenant, ids],
+    );
+    const current = await p.broker.loadMany(tenant, ids);
+    const variants = new Map<string, StoredEntity['attrs'][]>();
+    const add = (id: string, attrs: StoredEntity['attrs']) => (variants.get(id) ?? variants.set(id, []).get(id)!).push(attrs);
+    for (const h of hist) add(h.entity_id, h.instance && h.deleted_at == null ? { [h.attr]: [h.instance] } : {});
+    for (const [id, e] of current) add(id, Object.fromEntries(Object.entries(e.attrs).filter(([a]) => /(^|[/#:])infoClass$/.test(a))));
+    const all: StoredEntity[] = [];
+    for (const e of ents) {
+      const vs = variants.get(e.id) ?? [{}];
+      if (!variants.has(e.id)) variants.set(e.id, vs);
+      for (const attrs of vs) all.push({ ...synthetic(e, []), attrs });
+    }
+    const passed = new Map<string, number>();
+    for (const x of auth.filterStored(req, tenant, all)) passed.set(x.id, (passed.get(x.id) ?? 0) + 1);
+    const cls = new Map<string, StoredEntity['attrs']>();
+    const out = ents.filter((e) => passed.get(e.id) === variants.get(e.id)!.length);
+    for (const e of out) cls.set(e.id, Object.assign({}, ...variants.get(e.id)!.slice(0, 1)));
+    return { ents: out, trust: { auth, req, cls } };
+  }
+  /**
+   * Attributes to withhold per entity (personal attributes the caller is not cleared for), for
+   * entities already known readable. Cleared reads of personal data are audited (once per entity
+   * and response) unless `audit` is false (used for q filtering, which returns nothing itself).
+   */
+  function withheld(t: Trust, tenant: string, ents: TemporalEntityRow[], rows: { entityId: string; attr: string; instance?: AttrInstance | null }[], audit = true): Map<string, Set<string>> {
+    const attrsOf = new Map<string, StoredEntity['attrs']>();
+    for (const r of rows) {
+      if (r.attr === SCOPE_ATTR) continue;
+      const a = attrsOf.get(r.entityId) ?? attrsOf.set(r.entityId, {}).get(r.entityId)!;
+      (a[r.attr] ??= []).push(...(r.instance ? [r.instance] : []));
+    }
+    const full = ents.filter((e) => attrsOf.has(e.id)).map((e) => ({ ...synthetic(e, []), attrs: { ...t.cls.get(e.id), ...attrsOf.get(e.id) } }));
+    const shown = audit ? t.auth.filterStored(t.req, tenant, full) : full.map((e) => t.auth.redact(t.auth.principalOf(t.req), tenant, e, { audit: false }));
+    const kept = new Map(shown.map((e) => [e.id, e]));
+    const out = new Map<string, Set<string>>();
+    for (const e of full) {
+      const k = kept.get(e.id);
+      const gone = Object.keys(e.attrs).filter((a) => !k || !(a in k.attrs));
+      if (gone.length) out.set(e.id, new Set(gone));
+    }
+    return out;
+  }
 
   /** Body attributes of a temporal entity / fragment -> history rows (each array element one instance). */
   function bodyRows(body: Record<string, unknown>, ctx: TermResolver, now: string): { attr: string; instance: AttrInstance }[] {
@@ -349,6 +421,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     shape: Shape,
     ctx: TermResolver,
     preloaded?: Map<string, HistoryInstance[]>,
+    trust?: Trust,
   ): Promise<{ bodies: Record<string, unknown>[]; contentRange?: string }> {
     const attrs = sel.attrs?.map((a) => ctx.expandTerm(a));
     const datasetIds = sel.datasetId;
@@ -367,7 +440,11 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
       return b;
     };
     if (shape.rep === 'aggregatedValues') {
-      const series = await store.aggregate({ tenant, entityIds: ids, attrs, datasetIds, q: shape.tq, spec: shape.aggr! });
+      let series = await store.aggregate({ tenant, entityIds: ids, attrs, datasetIds, q: shape.tq, spec: shape.aggr! });
+      if (trust) {
+        const hide = withheld(trust, tenant, ents, series); // trust: personal attributes of uncleared callers
+        series = series.filter((x) => !hide.get(x.entityId)?.has(x.attr));
+      }
       const byEntity = new Map<string, AggSeries[]>();
       for (const x of series) if (keepAttr(x.attr)) (byEntity.get(x.entityId) ?? byEntity.set(x.entityId, []).get(x.entityId)!).push(x);
       for (const e of ents) {
@@ -378,6 +455,10 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     }
     let rows = preloaded ? ents.flatMap((e) => preloaded.get(e.id) ?? []) : await store.queryInstances({ tenant, entityIds: ids, attrs, datasetIds, q: shape.tq });
     rows = rows.filter((r) => keepAttr(r.attr));
+    if (trust) {
+      const hide = withheld(trust, tenant, ents, rows); // trust: personal attributes (and their history) of uncleared callers
+      rows = rows.filter((r) => !hide.get(r.entityId)?.has(r.attr));
+    }
     const cap = capInstances(rows, opts.maxInstances, shape.tq);
     // attributes cut away entirely by the cap stay visible as empty lists (the client pages on)
     const keptRows = new Set(cap.rows);
@@ -428,7 +509,13 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
       const te = resolveTypeExpr(parseTypeExpr(qs.type), (t) => ctx.expandTerm(t));
       if (!evaluateTypeExpr(te, e.types)) throw new ProblemError('ResourceNotFound', `Entity "${id}" is not of type ${qs.type}.`);
     }
-    const { bodies, contentRange } = await build(tenant, [e], sel, shape, ctx);
+    const { trust, ents: seen } = await readable(req, tenant, [e]); // trust: hidden entities answer 404
+    if (seen.length === 0) {
+      const pr = trust!.auth.principalOf(req);
+      await trust!.auth.audit({ actor: `${pr.kind}:${pr.id}`, action: 'temporal.read', outcome: 'denied', tenant, target: id });
+      throw new ProblemError('ResourceNotFound', `No temporal representation of entity "${id}".`);
+    }
+    const { bodies, contentRange } = await build(tenant, [e], sel, shape, ctx, undefined, trust);
     const b = bodies[0];
     if (sel.attrs && !sel.attrs.some((a) => b[ctx.compactIri(ctx.expandTerm(a))] !== undefined))
       throw new ProblemError('ResourceNotFound', `Entity "${id}" has none of the attributes ${sel.attrs.join(', ')}.`);
@@ -466,16 +553,23 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     let page: TemporalEntityRow[];
     let total: number | undefined;
     let preloaded: Map<string, HistoryInstance[]> | undefined;
+    let trust: Trust | undefined;
     if (!filter && !scopeFilter && !typeCheck) {
       const r = await store.queryEntities({ ...base, limit, offset, count });
-      page = r.entities;
-      total = r.count;
+      ({ ents: page, trust } = await readable(req, tenant, r.entities)); // trust: drop unreadable entities
+      total = r.count === undefined ? undefined : r.count - (r.entities.length - page.length);
     } else {
       // in-memory filtering over every candidate: q/geoQ/scopeQ run against the windowed instances
-      const all = (await store.queryEntities({ ...base, limit: 1_000_000, offset: 0 })).entities.filter((e) => !typeCheck || typeCheck(e.types));
+      let all = (await store.queryEntities({ ...base, limit: 1_000_000, offset: 0 })).entities.filter((e) => !typeCheck || typeCheck(e.types));
+      ({ ents: all, trust } = await readable(req, tenant, all)); // trust: drop unreadable entities before paging
       let kept = all;
       if (filter || scopeFilter) {
-        const rows = await store.queryInstances({ tenant, entityIds: all.map((e) => e.id), datasetIds: sel.datasetId, q: { ...shape.tq, lastN: undefined } });
+        let rows = await store.queryInstances({ tenant, entityIds: all.map((e) => e.id), datasetIds: sel.datasetId, q: { ...shape.tq, lastN: undefined } });
+        if (trust) {
+          // trust: q cannot test personal attributes the caller may not see (no oracle)
+          const hide = withheld(trust, tenant, all, rows, false);
+          rows = rows.filter((r) => !hide.get(r.entityId)?.has(r.attr));
+        }
         const by = new Map<string, HistoryInstance[]>();
         for (const r of rows) (by.get(r.entityId) ?? by.set(r.entityId, []).get(r.entityId)!).push(r);
         kept = [];
@@ -506,7 +600,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
       page = kept.slice(offset, offset + limit);
     }
     if (count) reply.header('NGSILD-Results-Count', String(total ?? 0));
-    const { bodies, contentRange } = await build(tenant, page, sel, shape, ctx, preloaded);
+    const { bodies, contentRange } = await build(tenant, page, sel, shape, ctx, preloaded, trust);
     return send(reply, req, ref, bodies, contentRange);
   }
 

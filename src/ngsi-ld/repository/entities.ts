@@ -178,6 +178,13 @@ export class EntityRepository {
     return (await this.db.query<Row>(sql, p)).map(fromRow);
   }
 
+  /** Ids of a page of matches (bodies then come from the entity cache). */
+  async selectIds(tenant: string, where: string, params: unknown[], page: { limit: number; offset: number }): Promise<string[]> {
+    const p = [tenant, ...params, page.limit, page.offset];
+    const sql = `SELECT e.id FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''} ORDER BY e.id LIMIT $${p.length - 1} OFFSET $${p.length}`;
+    return (await this.db.query<{ id: string }>(sql, p)).map((r) => r.id);
+  }
+
   /** Transient entities whose expiry has passed (for the reaper). */
   async expired(limit = 1000): Promise<{ tenant: string; id: string }[]> {
     return this.db.query<{ tenant: string; id: string }>(

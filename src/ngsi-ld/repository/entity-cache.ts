@@ -10,6 +10,10 @@ export class EntityCache {
   private map = new Map<string, StoredEntity>();
   constructor(private capacity: number) {}
 
+  get enabled(): boolean {
+    return this.capacity > 0;
+  }
+
   private key(tenant: string, id: string) {
     return tenant + '\u0000' + id;
   }
@@ -32,6 +36,15 @@ export class EntityCache {
     this.map.delete(k);
     this.map.set(k, e);
     if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
+  }
+
+  /**
+   * For reads: a concurrent write may already have put a newer version here (its change event runs
+   * after its commit), so a value read from the store never replaces an entry.
+   */
+  setIfAbsent(tenant: string, e: StoredEntity): void {
+    if (this.capacity === 0 || this.map.has(this.key(tenant, e.id))) return;
+    this.set(tenant, e);
   }
 
   delete(tenant: string, id: string): void {

@@ -41,25 +41,68 @@ export class MqttNotifier implements Notifier {
   private clients = new Map<string, Promise<MqttClient>>();
   constructor(private opts: { connectTimeoutMs?: number; clientIdPrefix?: string } = {}) {}
 
+  private key(ep: MqttEndpoint): string {
+    return `${ep.brokerUrl}|${ep.version}|${ep.username ?? ''}|${ep.password ?? ''}`;
+  }
+
   private client(ep: MqttEndpoint): Promise<MqttClient> {
-    const key = `${ep.brokerUrl}|${ep.version}|${ep.username ?? ''}`;
+    const key = this.key(ep);
     let c = this.clients.get(key);
     if (!c) {
       const o: IClientOptions = {
         protocolVersion: ep.version,
         connectTimeout: this.opts.connectTimeoutMs ?? 5000,
         reconnectPeriod: 1000,
+        // a refused CONNACK (e.g. the broker was restarted with other credentials) must not end the
+        // pooled client for good: mqtt.js would otherwise stop reconnecting and every later
+        // notification to this broker would fail
+        reconnectOnConnackError: true,
         clientId: `${this.opts.clientIdPrefix ?? 'urbis-notifier'}-${Math.random().toString(16).slice(2, 10)}`,
         clean: true,
       };
       if (ep.username) o.username = ep.username;
       if (ep.password) o.password = ep.password;
-      c = connectAsync(ep.brokerUrl, o, false).catch((e: unknown) => {
-        this.clients.delete(key);
-        throw e;
-      });
+      const p = connectAsync(ep.brokerUrl, o, false).then(
+        (cl) => {
+          cl.on('error', () => {}); // connection errors show as failed deliveries; an unhandled 'error' would throw
+          return cl;
+        },
+        (e: unknown) => {
+          if (this.clients.get(key) === p) this.clients.delete(key);
+          throw e;
+        },
+      );
+      c = p;
       this.clients.set(key, c);
     }
+    return c;
+  }
+
+  /**
+   * A connected client: a pooled client that was ended is replaced, one that is reconnecting
+   * (the broker restarted) is waited for, up to the connect timeout.
+   */
+  private async connected(ep: MqttEndpoint): Promise<MqttClient> {
+    let c = await this.client(ep);
+    if (c.connected) return c;
+    if (c.disconnecting || c.disconnected) {
+      const key = this.key(ep);
+      if (this.clients.get(key) !== undefined) this.clients.delete(key);
+      c.end(true);
+      c = await this.client(ep);
+      if (c.connected) return c;
+    }
+    const waitMs = this.opts.connectTimeoutMs ?? 5000;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        c.off('connect', done);
+        resolve();
+      };
+      const t = setTimeout(done, waitMs);
+      c.on('connect', done);
+    });
+    if (!c.connected) throw new Error('not connected');
     return c;
   }
 
@@ -69,8 +112,7 @@ export class MqttNotifier implements Notifier {
     for (const [k, v] of Object.entries(msg.headers)) metadata[canonical(k)] = v;
     const payload = `{"metadata":${JSON.stringify(metadata)},"body":${msg.body}}`;
     try {
-      const client = await this.client(ep);
-      if (!client.connected && ep.qos === 0) throw new Error('not connected');
+      const client = await this.connected(ep);
       await withTimeout(client.publishAsync(ep.topic, payload, { qos: ep.qos }), msg.timeoutMs ?? 10_000);
     } catch (e) {
       throw new DeliveryError(`MQTT ${ep.brokerUrl}/${ep.topic}: ${(e as Error).message}`);
@@ -84,9 +126,14 @@ export class MqttNotifier implements Notifier {
   }
 }
 
+/**
+ * The broker's own metadata names in their canonical spelling; anything else (receiverInfo keys)
+ * is passed on exactly as the subscriber wrote it (7.3: MQTT metadata carries receiverInfo as given).
+ */
+const CANONICAL_HEADERS: Record<string, string> = { 'content-type': 'Content-Type', link: 'Link', 'ngsild-tenant': 'NGSILD-Tenant' };
+
 function canonical(k: string): string {
-  if (k === 'ngsild-tenant') return 'NGSILD-Tenant';
-  return k.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase());
+  return CANONICAL_HEADERS[k.toLowerCase()] ?? k;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

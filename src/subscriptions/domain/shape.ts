@@ -195,7 +195,12 @@ export function mqttPayload(headers: Record<string, string>, body: NotificationB
   return { metadata, body };
 }
 
+/**
+ * The broker's own metadata names in their canonical spelling; anything else (receiverInfo keys)
+ * is passed on exactly as the subscriber wrote it (7.3: MQTT metadata carries receiverInfo as given).
+ */
+const CANONICAL_HEADERS: Record<string, string> = { 'content-type': 'Content-Type', link: 'Link', 'ngsild-tenant': 'NGSILD-Tenant' };
+
 function canonicalHeader(k: string): string {
-  if (k === 'ngsild-tenant') return 'NGSILD-Tenant';
-  return k.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase());
+  return CANONICAL_HEADERS[k.toLowerCase()] ?? k;
 }
