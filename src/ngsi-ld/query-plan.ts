@@ -62,7 +62,7 @@ export function buildQuery(p: QueryParams, ctx: TermResolver): CompiledQuery {
   const attrIris = p.attrs?.map(expand);
   if (attrIris && attrIris.length) {
     params.push(attrIris);
-    clauses.push(`e.attrs ?| $${params.length}::text[]`);
+    clauses.push(`e.attr_names && $${params.length}::text[]`);
     checks.push((e) => attrIris.some((a) => a in e.attrs));
   }
   const maxHops = p.join && p.join !== '@none' ? p.joinLevel ?? 1 : 0;
@@ -103,7 +103,7 @@ export function buildQuery(p: QueryParams, ctx: TermResolver): CompiledQuery {
       );
     } else {
       params.push([attr]);
-      clauses.push(`e.attrs ?| $${params.length}::text[]`);
+      clauses.push(`e.attr_names && $${params.length}::text[]`);
     }
     const geomOf = (e: StoredEntity): Geometry[] =>
       (e.attrs[attr] ?? []).filter((i) => i.type === 'GeoProperty' && typeof i.value === 'object').map((i) => i.value as Geometry);

@@ -99,8 +99,21 @@ test('MQTTS: a device publishes over TLS with its credentials; plaintext and bad
   await assert.rejects(mqtt.connectAsync(url, { rejectUnauthorized: true, username: 'tk/m1', password: 'm1-secret-long', reconnectPeriod: 0, connectTimeout: 3000 }));
   // bad credentials over TLS: CONNACK refused
   await assert.rejects(mqtt.connectAsync(url, { ca: cert, username: 'tk/m1', password: 'wrong', reconnectPeriod: 0, connectTimeout: 3000 }));
-  // plaintext MQTT on the TLS port: never reaches the broker
-  await assert.rejects(mqtt.connectAsync(`mqtt://127.0.0.1:${mq.tlsPort}`, { username: 'tk/m1', password: 'm1-secret-long', reconnectPeriod: 0, connectTimeout: 2000 }));
+  // plaintext MQTT CONNECT on the TLS port: the connection is closed, no CONNACK (0x20)
+  const reply = await new Promise<Buffer>((res, rej) => {
+    const chunks: Buffer[] = [];
+    const sock = netConnect(mq.tlsPort!, '127.0.0.1', () => {
+      sock.write(Buffer.from([0x10, 0x0d, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 0x78]));
+    });
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', () => {});
+    sock.on('close', () => res(Buffer.concat(chunks)));
+    setTimeout(() => {
+      sock.destroy();
+      rej(new Error('the TLS port kept a plaintext connection open'));
+    }, 5000).unref();
+  });
+  assert.notEqual(reply[0], 0x20, 'no CONNACK over plaintext');
   // TLS below 1.2 refused
   await assert.rejects(
     new Promise((res, rej) => {

@@ -4,7 +4,7 @@ import type { ChangeEvent } from '../../src/bus/change-bus.ts';
 import type { StoredEntity } from '../../src/ngsi-ld/model/types.ts';
 import { applySubscriptionUpdate, parseSubscription, subscriptionStatus } from '../../src/subscriptions/domain/validate.ts';
 import { classifyChanges, matchEvent, nextPeriodic, throttleDecision } from '../../src/subscriptions/domain/match.ts';
-import { compileFilters, validators } from '../../src/subscriptions/domain/filters.ts';
+import { compileFilters, decodeQ, validators } from '../../src/subscriptions/domain/filters.ts';
 import { mqttPayload, notificationBody, notificationHeaders, shapeEntity } from '../../src/subscriptions/domain/shape.ts';
 import { subscriptionToPayload } from '../../src/subscriptions/domain/render.ts';
 import type { Subscription } from '../../src/subscriptions/domain/types.ts';
@@ -298,4 +298,14 @@ test('notification body, headers per accept, receiverInfo and MQTT shape', () =>
   assert.equal(mq.metadata['Content-Type'], 'application/json');
   assert.equal(mq.metadata['X-Additional-Key'], 'Value');
   assert.equal(mq.body, body);
+});
+
+test('MQTT metadata keeps receiverInfo keys as written; subscription q is percent-decoded like a query parameter', () => {
+  const mq = mqttPayload({ 'content-type': 'application/json', link: '<https://ctx>', 'test-receiver-key': 'v' }, {
+    id: 'urn:n:1', type: 'Notification', subscriptionId: 'urn:s:1', notifiedAt: '2026-01-01T00:00:00.000Z', data: [],
+  });
+  assert.deepEqual(mq.metadata, { 'Content-Type': 'application/json', Link: '<https://ctx>', 'test-receiver-key': 'v' });
+  assert.equal(decodeQ('name=="Eiffel%20Tower"'), 'name=="Eiffel Tower"');
+  assert.equal(decodeQ('name=="100%"'), 'name=="100%"');
+  assert.equal(decodeQ('a==1;b==2'), 'a==1;b==2');
 });

@@ -27,10 +27,12 @@ export function fromRow(r: Row): StoredEntity {
 }
 
 function toRecord(e: StoredEntity) {
-  return { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: e.attrs, expires_at: e.expiresAt ?? null };
+  return { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: e.attrs, expires_at: e.expiresAt ?? null, attr_names: Object.keys(e.attrs) };
 }
 
-const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text)`;
+const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text, attr_names text[])`;
+/** columns written (COLS plus the attribute-name index column, which is never read back) */
+const WCOLS = COLS + ', attr_names';
 
 /** Identity of an entity's geometries: equal keys mean the bbox index rows are still right. */
 function geoKey(e: StoredEntity | undefined): string {
@@ -103,7 +105,7 @@ export class EntityRepository {
     // an expired transient entity no longer exists: its id may be created again
     await db.query('DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) AND expires_at IS NOT NULL AND expires_at::timestamptz <= now()', [tenant, entities.map((e) => e.id)]);
     const r = await db.query<{ id: string }>(
-      `INSERT INTO entities (tenant, ${COLS}) SELECT $1, ${COLS} FROM ${RECORDSET} ON CONFLICT (tenant, id) DO NOTHING RETURNING id`,
+      `INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET} ON CONFLICT (tenant, id) DO NOTHING RETURNING id`,
       [tenant, JSON.stringify(entities.map(toRecord))],
     );
     const ok = new Set(r.map((x) => x.id));
@@ -122,9 +124,10 @@ export class EntityRepository {
     entities = [...entities].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     await this.ensureTenant(db, tenant);
     await db.query(
-      `INSERT INTO entities (tenant, ${COLS}) SELECT $1, ${COLS} FROM ${RECORDSET}
+      `INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET}
        ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
-         created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs, expires_at = EXCLUDED.expires_at`,
+         created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs, expires_at = EXCLUDED.expires_at,
+         attr_names = EXCLUDED.attr_names`,
       [tenant, JSON.stringify(entities.map(toRecord))],
     );
     await this.writeGeo(db, tenant, before ? entities.filter((e) => geoKey(e) !== geoKey(before.get(e.id))) : entities);
