@@ -139,6 +139,19 @@ test('subscriptions: who may subscribe, and owners only', async () => {
   assert.equal(r.statusCode, 204);
 });
 
+// Known gap (docs/security.md "Known limits"): GET /ngsi-ld/v1/subscriptions lists every subscription
+// of the tenant. The fix belongs in src/subscriptions (list filtered by owner unless administer on
+// subscriptions); recorded as a todo so it shows up in every run until then.
+test('subscriptions: the list shows a non-admin only its own subscriptions', { todo: 'list not filtered by owner yet (src/subscriptions)' }, async () => {
+  const r = await k.s.inject({ method: 'GET', url: '/ngsi-ld/v1/subscriptions?limit=1000', headers: H('operator', '') });
+  assert.equal(r.statusCode, 200, r.body);
+  const ids = (r.json() as { id: string }[]).map((s) => s.id);
+  assert.ok(ids.includes('urn:ngsi-ld:Subscription:operator-d'), 'own subscription listed');
+  assert.deepEqual(ids.filter((i) => /Subscription:(security-operator|service-developer|admin)-/.test(i)), [], `others' subscriptions listed: ${ids.join(', ')}`);
+  const all = await k.s.inject({ method: 'GET', url: '/ngsi-ld/v1/subscriptions?limit=1000', headers: H('admin', '') });
+  assert.ok((all.json() as { id: string }[]).length > ids.length, 'an admin sees every subscription');
+});
+
 test('subscriptions: notifications carry only what the owner may read, personal data redacted', async () => {
   const got: { id: string; email?: unknown; age?: unknown }[] = [];
   let wake: () => void = () => {};

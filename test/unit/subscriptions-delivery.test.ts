@@ -309,3 +309,49 @@ test('MQTT notifier: delivery through a real mosquitto broker', async (t) => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('MQTT notifier: a pooled connection recovers after the broker refused a reconnect (restarted with other credentials)', async () => {
+  type Client = { close(): void };
+  type AedesBroker = {
+    handle: (s: unknown) => void;
+    close(cb: () => void): void;
+    authenticate: (client: unknown, user: string | undefined, pass: Buffer | undefined, cb: (err: (Error & { returnCode?: number }) | null, ok: boolean) => void) => void;
+    clients: Record<string, Client>;
+    on(ev: 'publish', f: (packet: { topic: string; payload: Buffer }) => void): void;
+  };
+  const { Aedes } = (await import('aedes')) as unknown as { Aedes: { createBroker(): Promise<AedesBroker> } };
+  const broker = await Aedes.createBroker();
+  let refuse = false;
+  broker.authenticate = (_c, _u, _p, cb) => {
+    if (!refuse) return cb(null, true);
+    const e = new Error('not authorized') as Error & { returnCode?: number };
+    e.returnCode = 5;
+    cb(e, false);
+  };
+  const topics: string[] = [];
+  broker.on('publish', (p) => { if (p.topic.startsWith('urbis/')) topics.push(p.topic); });
+  const srv = netServer(broker.handle);
+  srv.listen(0);
+  await once(srv, 'listening');
+  const port = (srv.address() as AddressInfo).port;
+  const mn = new MqttNotifier();
+  const row = (n: number): OutboxRow => ({
+    seq: n, attempts: 0, createdAt: 0, tenant: '', subscriptionId: 's',
+    endpoint: `mqtt://127.0.0.1:${port}/urbis/r${n}`, headers: {}, body: '{"type":"Notification","data":[]}',
+  });
+  try {
+    await mn.send(row(1));
+    // the broker drops the connection and refuses the reconnect (CONNACK 5): mqtt.js would stop reconnecting for good
+    refuse = true;
+    for (const c of Object.values(broker.clients)) c.close();
+    await new Promise((r) => setTimeout(r, 1500));
+    refuse = false;
+    await mn.send(row(2));
+    for (let i = 0; i < 50 && topics.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(topics, ['urbis/r1', 'urbis/r2']);
+  } finally {
+    await mn.close();
+    srv.close();
+    await new Promise<void>((r) => broker.close(() => r()));
+  }
+});

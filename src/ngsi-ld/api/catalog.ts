@@ -11,13 +11,18 @@ type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<
 export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
   const db = p.db;
   const b = p.broker;
-
-  app.get('/types', async (req: Req, reply) => {
+  /** what every discovery request needs: representation, @context, term map, an existing tenant */
+  const prelude = async (req: Req) => {
     const rep = negotiate(req, false);
     const ctxRef = linkContext(req);
-    const ctx = await b.contexts.resolve(ctxRef, { tenant: tenantOf(req) });
     const tenant = tenantOf(req);
+    const ctx = await b.contexts.resolve(ctxRef, { tenant });
     await b.assertTenant(tenant);
+    return { rep, ctxRef, ctx, tenant };
+  };
+
+  app.get('/types', async (req: Req, reply) => {
+    const { rep, ctxRef, ctx, tenant } = await prelude(req);
     const details = boolParam(req.query.details, 'details');
     if (!details) {
       const rows = await db.query<{ t: string }>('SELECT DISTINCT t FROM entities e, unnest(e.types) t WHERE e.tenant = $1 ORDER BY t', [tenant]);
@@ -30,11 +35,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
   });
 
   app.get('/types/:type', async (req: Req, reply) => {
-    const rep = negotiate(req, false);
-    const ctxRef = linkContext(req);
-    const ctx = await b.contexts.resolve(ctxRef, { tenant: tenantOf(req) });
-    const tenant = tenantOf(req);
-    await b.assertTenant(tenant);
+    const { rep, ctxRef, ctx, tenant } = await prelude(req);
     const iri = ctx.expandTerm(req.params.type);
     const n = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM entities WHERE tenant = $1 AND types @> ARRAY[$2]::text[]', [tenant, iri]);
     if (!Number(n[0].n)) throw new ProblemError('ResourceNotFound', `No entity of type "${req.params.type}" exists.`);
@@ -48,11 +49,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
   });
 
   app.get('/attributes', async (req: Req, reply) => {
-    const rep = negotiate(req, false);
-    const ctxRef = linkContext(req);
-    const ctx = await b.contexts.resolve(ctxRef, { tenant: tenantOf(req) });
-    const tenant = tenantOf(req);
-    await b.assertTenant(tenant);
+    const { rep, ctxRef, ctx, tenant } = await prelude(req);
     const details = boolParam(req.query.details, 'details');
     if (!details) {
       const rows = await db.query<{ k: string }>('SELECT DISTINCT k FROM entities e, jsonb_object_keys(e.attrs) k WHERE e.tenant = $1 ORDER BY k', [tenant]);
@@ -64,11 +61,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
   });
 
   app.get('/attributes/:attr', async (req: Req, reply) => {
-    const rep = negotiate(req, false);
-    const ctxRef = linkContext(req);
-    const ctx = await b.contexts.resolve(ctxRef, { tenant: tenantOf(req) });
-    const tenant = tenantOf(req);
-    await b.assertTenant(tenant);
+    const { rep, ctxRef, ctx, tenant } = await prelude(req);
     const iri = ctx.expandTerm(req.params.attr);
     const rows = await db.query<{ n: number; types: string[]; atypes: string[] }>(
       `SELECT count(DISTINCT e.id)::int AS n, array_agg(DISTINCT t) AS types, array_agg(DISTINCT i->>'type') AS atypes
