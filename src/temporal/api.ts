@@ -193,6 +193,18 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
   async function readable(req: FastifyRequest, tenant: string, ents: TemporalEntityRow[]): Promise<{ ents: TemporalEntityRow[]; trust?: Trust }> {
     const auth = authOf();
     if (!auth || ents.length === 0) return { ents, trust: auth && { auth, req, cls: new Map() } };
+    const variants = await classVariants(tenant, ents);
+    const all: StoredEntity[] = [];
+    for (const e of ents) for (const attrs of variants.get(e.id)!) all.push({ ...synthetic(e, []), attrs });
+    const passed = new Map<string, number>();
+    for (const x of auth.filterStored(req, tenant, all)) passed.set(x.id, (passed.get(x.id) ?? 0) + 1);
+    const cls = new Map<string, StoredEntity['attrs']>();
+    const out = ents.filter((e) => passed.get(e.id) === variants.get(e.id)!.length);
+    for (const e of out) cls.set(e.id, { ...variants.get(e.id)![0] });
+    return { ents: out, trust: { auth, req, cls } };
+  }
+  /** per entity: the infoClass attributes it has had (recorded, current; {} = its type default) */
+  async function classVariants(tenant: string, ents: TemporalEntityRow[]): Promise<Map<string, StoredEntity['attrs'][]>> {
     const ids = ents.map((e) => e.id);
     const hist = await p.db.query<{ entity_id: string; attr: string; instance: AttrInstance | null; deleted_at: unknown }>(
       `SELECT entity_id, attr, instance, deleted_at FROM attr_history WHERE tenant = $1 AND entity_id = ANY($2) AND (attr = 'infoClass' OR attr ~ '[/#:]infoClass$')`,
@@ -203,18 +215,28 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     const add = (id: string, attrs: StoredEntity['attrs']) => (variants.get(id) ?? variants.set(id, []).get(id)!).push(attrs);
     for (const h of hist) add(h.entity_id, h.instance && h.deleted_at == null ? { [h.attr]: [h.instance] } : {});
     for (const [id, e] of current) add(id, Object.fromEntries(Object.entries(e.attrs).filter(([a]) => /(^|[/#:])infoClass$/.test(a))));
-    const all: StoredEntity[] = [];
-    for (const e of ents) {
-      const vs = variants.get(e.id) ?? [{}];
-      if (!variants.has(e.id)) variants.set(e.id, vs);
-      for (const attrs of vs) all.push({ ...synthetic(e, []), attrs });
+    for (const e of ents) if (!variants.has(e.id)) variants.set(e.id, [{}]);
+    return variants;
+  }
+  /**
+   * Before a temporal write to an existing history (upsert, append, modify or delete instances,
+   * delete): the caller must be allowed to write every class the entity has had. The trust hook
+   * only sees the broker's current entity, which a temporal-only or deleted entity does not have.
+   * 404 when the caller may not even read it (existence not revealed), else 403.
+   */
+  async function writable(req: FastifyRequest, tenant: string, e: TemporalEntityRow | null): Promise<void> {
+    const auth = authOf();
+    if (!auth || !e) return;
+    if ((await readable(req, tenant, [e])).ents.length === 0) throw new ProblemError('ResourceNotFound', `No temporal representation of entity "${e.id}".`);
+    const pr = auth.principalOf(req);
+    for (const attrs of (await classVariants(tenant, [e])).get(e.id)!) {
+      const infoClass = auth.classOf(tenant, { ...synthetic(e, []), attrs });
+      const d = auth.authorize(pr, { operation: 'write', tenant, area: 'temporal', entityType: e.types, infoClass });
+      if (!d.allowed) {
+        await auth.audit({ actor: `${pr.kind}:${pr.id}`, action: 'temporal.write', outcome: 'denied', tenant, target: e.id, detail: { infoClass } });
+        throw new ProblemError('Forbidden', d.reason ?? 'Not allowed.');
+      }
     }
-    const passed = new Map<string, number>();
-    for (const x of auth.filterStored(req, tenant, all)) passed.set(x.id, (passed.get(x.id) ?? 0) + 1);
-    const cls = new Map<string, StoredEntity['attrs']>();
-    const out = ents.filter((e) => passed.get(e.id) === variants.get(e.id)!.length);
-    for (const e of out) cls.set(e.id, Object.assign({}, ...variants.get(e.id)!.slice(0, 1)));
-    return { ents: out, trust: { auth, req, cls } };
   }
   /**
    * Attributes to withhold per entity (personal attributes the caller is not cleared for), for
@@ -306,6 +328,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     const nowIso = new Date(now).toISOString();
     const rows = bodyRows(body, ctx, nowIso);
     const prev = await store.getEntity(tenant, id);
+    await writable(req, tenant, prev); // trust: every class of the existing history
     const exists = !!prev && prev.deletedAt === undefined;
     let scopes = prev?.scopes;
     if (body.scope !== undefined) {
@@ -327,6 +350,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
 
   app.delete(`${BASE}/entities/:id`, async (req: Req, reply) => {
     const id = checkEntityId(req.params.id);
+    await writable(req, tenantOf(req), await store.getEntity(tenantOf(req), id)); // trust
     const ok = await store.deleteEntity(tenantOf(req), id);
     if (!ok) throw new ProblemError('ResourceNotFound', `No temporal representation of entity "${id}".`);
     reply.code(204).send();
@@ -342,6 +366,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     const rows = bodyRows(body, ctx, new Date(now).toISOString());
     if (rows.length === 0) bad('The body has no attributes.');
     const prev = await store.getEntity(tenant, id);
+    await writable(req, tenant, prev); // trust
     if (!prev || prev.deletedAt !== undefined) throw new ProblemError('ResourceNotFound', `No temporal representation of entity "${id}".`);
     await write(tenant, { ...prev, modifiedAt: now }, rows, now);
     reply.code(204).send();
@@ -369,6 +394,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     const qs = req.query;
     const deleteAll = boolParam(qs.deleteAll, 'deleteAll');
     if (!(await store.getEntity(tenant, id))) throw new ProblemError('ResourceNotFound', `No temporal representation of entity "${id}".`);
+    await writable(req, tenant, await store.getEntity(tenant, id)); // trust
     const n = await store.deleteAttr(tenant, id, attr, { datasetId: qs.datasetId, deleteAll });
     if (n === 0) throw new ProblemError('ResourceNotFound', `Entity "${id}" has no attribute "${req.params.attr}"${qs.datasetId ? ` with datasetId "${qs.datasetId}"` : ''}.`);
     reply.code(204).send();
@@ -395,6 +421,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     const now = p.clock.now();
     const inst = normalizeInstance(req.params.attr, raw, ctx, { now: new Date(now).toISOString(), allowNull: true }, true);
     if (!(await store.getEntity(tenant, id))) throw new ProblemError('ResourceNotFound', `No temporal representation of entity "${id}".`);
+    await writable(req, tenant, await store.getEntity(tenant, id)); // trust
     const ok = await store.modifyInstance(tenant, id, attr, instanceId, inst, now);
     if (!ok) throw new ProblemError('ResourceNotFound', `No instance "${instanceId}" of attribute "${req.params.attr}" in entity "${id}".`);
     reply.code(204).send();
@@ -407,6 +434,7 @@ export function temporalRoutes(app: FastifyInstance, p: Platform, store: History
     const attr = attrIri(req.params.attr, ctx);
     const instanceId = checkEntityId(req.params.instanceId, 'instanceId');
     if (!(await store.getEntity(tenant, id))) throw new ProblemError('ResourceNotFound', `No temporal representation of entity "${id}".`);
+    await writable(req, tenant, await store.getEntity(tenant, id)); // trust
     const ok = await store.deleteInstance(tenant, id, attr, instanceId);
     if (!ok) throw new ProblemError('ResourceNotFound', `No instance "${instanceId}" of attribute "${req.params.attr}" in entity "${id}".`);
     reply.code(204).send();

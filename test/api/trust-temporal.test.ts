@@ -158,3 +158,33 @@ test('temporal: personal attributes and their history redacted without clearance
   assert.ok(!actors.has('user:operator') && !actors.has('user:analyst'), 'uncleared (redacted) reads are not personal-data reads');
   assert.ok(log.every((e) => (e.detail?.attrs as string[]).includes('email')));
 });
+
+test('temporal writes: the whole history class counts, also for temporal-only and deleted entities', async () => {
+  const CT = { 'content-type': 'application/json' };
+  const SEC = 'urn:ngsi-ld:Thing:t-temporal-only-security';
+  const inst = (v: number, day: string) => [{ type: 'Property', value: v, observedAt: `2026-01-${day}T00:00:00Z` }];
+  let r = await k.s.inject({ method: 'POST', url: `${T}/entities`, headers: H('admin', '', CT), payload: { id: SEC, type: 'Thing', infoClass: { type: 'Property', value: 'security' }, n: inst(1, '01') } });
+  assert.equal(r.statusCode, 201, r.body);
+  const n = async () => ((await k.s.inject({ method: 'GET', url: `${T}/entities/${SEC}?options=temporalValues`, headers: H('admin') })).json().n.values as [number, string][]).map((x) => x[0]);
+  for (const id of [SEC, GONE]) {
+    // an operator (no security clearance) can neither read nor change it: 404, nothing written
+    const ops = [
+      { method: 'POST' as const, url: `${T}/entities/${id}/attrs`, payload: { n: inst(666, '02') } },
+      { method: 'POST' as const, url: `${T}/entities`, payload: { id, type: 'Thing', n: inst(667, '03') } },
+      { method: 'DELETE' as const, url: `${T}/entities/${id}/attrs/n?deleteAll=true` },
+      { method: 'DELETE' as const, url: `${T}/entities/${id}` },
+    ];
+    for (const o of ops) {
+      r = await k.s.inject({ method: o.method, url: o.url, headers: H('operator', '', o.payload ? CT : {}), payload: o.payload });
+      assert.equal(r.statusCode, 404, `operator ${o.method} ${o.url}: ${r.statusCode} ${r.body}`);
+    }
+  }
+  assert.deepEqual(await n(), [1], 'history unchanged');
+  // cleared roles write as before
+  r = await k.s.inject({ method: 'POST', url: `${T}/entities/${SEC}/attrs`, headers: H('security-operator', '', CT), payload: { n: inst(2, '04') } });
+  assert.equal(r.statusCode, 204, r.body);
+  assert.deepEqual(await n(), [1, 2]);
+  // and an operator still writes the history of entities within its clearance
+  r = await k.s.inject({ method: 'POST', url: `${T}/entities/${idOf('restricted', '')}/attrs`, headers: H('operator', '', CT), payload: { n: inst(5, '05') } });
+  assert.equal(r.statusCode, 204, r.body);
+});

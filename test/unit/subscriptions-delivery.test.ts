@@ -341,6 +341,7 @@ test('MQTT notifier: a pooled connection recovers after the broker refused a rec
   });
   try {
     await mn.send(row(1));
+    for (let i = 0; i < 50 && topics.length < 1; i++) await new Promise((r) => setTimeout(r, 20));
     // the broker drops the connection and refuses the reconnect (CONNACK 5): mqtt.js would stop reconnecting for good
     refuse = true;
     for (const c of Object.values(broker.clients)) c.close();

@@ -33,7 +33,8 @@ export function renderEntity(e: StoredEntity, ctx: TermResolver, o: RenderOption
     out.createdAt = e.createdAt;
     out.modifiedAt = e.modifiedAt;
   }
-  if (e.expiresAt !== undefined && o.format !== 'keyValues') out.expiresAt = e.expiresAt;
+  // expiresAt is a system attribute (clause 6.3.11): shown with sysAttrs only
+  if (e.expiresAt !== undefined && o.sysAttrs) out.expiresAt = e.expiresAt;
   for (const iri in e.attrs) {
     if (o.pick && !o.pick.has(iri)) continue;
     if (o.omit && o.omit.has(iri)) continue;
@@ -113,7 +114,7 @@ export function renderInstance(i: AttrInstance, ctx: TermResolver, o: RenderOpti
   if (i.datasetId !== undefined) out.datasetId = i.datasetId;
   if (i.observedAt !== undefined) out.observedAt = i.observedAt;
   if (i.unitCode !== undefined) out.unitCode = i.unitCode;
-  if (i.expiresAt !== undefined) out.expiresAt = i.expiresAt;
+  if (i.expiresAt !== undefined && o.sysAttrs) out.expiresAt = i.expiresAt;
   if ((i as Record<string, unknown>).lang !== undefined) out.lang = (i as Record<string, unknown>).lang;
   if (o.sysAttrs) {
     if (i.createdAt) out.createdAt = i.createdAt;
