@@ -201,8 +201,28 @@ export function trustHooks(app: FastifyInstance, p: Platform, svc: TrustService,
   app.addHook('onSend', (req, reply, payload, done) => {
     if (reply.statusCode === 401 && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Bearer realm="urbis"');
     if (req.url.startsWith('/auth/')) reply.header('cache-control', 'no-store');
-    done(null, payload);
+    done(null, ownSubscriptionsOnly(req, reply, payload));
   });
+
+  /**
+   * GET /subscriptions lists only the caller's own subscriptions unless it may administer them
+   * (the ids of others' subscriptions and their endpoints are not for everyone to see).
+   */
+  function ownSubscriptionsOnly(req: FastifyRequest, reply: FastifyReply, payload: unknown): unknown {
+    if (!svc.enabled || req.method !== 'GET' || req.routeOptions.url !== '/ngsi-ld/v1/subscriptions' || reply.statusCode !== 200) return payload;
+    const st = svc.state(req);
+    if (!st || svc.authorize(st.principal, { operation: 'administer', tenant: st.tenant, area: 'subscriptions' }).allowed) return payload;
+    const text = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
+    if (text === undefined || !text.startsWith('[')) return payload;
+    const list = JSON.parse(text) as { id?: string }[];
+    const mine = list.filter((x) => {
+      const o = x.id ? svc.subscriptionOwner(st.tenant, x.id) : undefined;
+      return o !== undefined && o.kind === st.principal.kind && o.id === st.principal.id;
+    });
+    const count = reply.getHeader('ngsild-results-count');
+    if (count !== undefined) reply.header('NGSILD-Results-Count', String(Math.max(0, Number(count) - (list.length - mine.length))));
+    return JSON.stringify(mine);
+  }
 }
 
 function bearerChallenge(reply: FastifyReply, e: unknown) {

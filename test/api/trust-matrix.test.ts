@@ -139,10 +139,7 @@ test('subscriptions: who may subscribe, and owners only', async () => {
   assert.equal(r.statusCode, 204);
 });
 
-// Known gap (docs/security.md "Known limits"): GET /ngsi-ld/v1/subscriptions lists every subscription
-// of the tenant. The fix belongs in src/subscriptions (list filtered by owner unless administer on
-// subscriptions); recorded as a todo so it shows up in every run until then.
-test('subscriptions: the list shows a non-admin only its own subscriptions', { todo: 'list not filtered by owner yet (src/subscriptions)' }, async () => {
+test('subscriptions: the list shows a non-admin only its own subscriptions', async () => {
   const r = await k.s.inject({ method: 'GET', url: '/ngsi-ld/v1/subscriptions?limit=1000', headers: H('operator', '') });
   assert.equal(r.statusCode, 200, r.body);
   const ids = (r.json() as { id: string }[]).map((s) => s.id);
