@@ -95,7 +95,11 @@ export function buildQuery(p: QueryParams, ctx: TermResolver): CompiledQuery {
     const g: GeoQuery = resolveGeoQ(parseGeoQ(p.geoQ as never), expand);
     const attr = g.geoproperty;
     const box = prefilterBox(g);
-    if (box) {
+    if (box && attr === 'https://uri.etsi.org/ngsi-ld/location') {
+      params.push(box[0], box[1], box[2], box[3]);
+      const n = params.length;
+      clauses.push(`e.loc_bbox && box(point($${n - 3}, $${n - 2}), point($${n - 1}, $${n}))`);
+    } else if (box) {
       params.push(attr, box[0], box[1], box[2], box[3]);
       const n = params.length;
       clauses.push(

@@ -27,18 +27,36 @@ export function fromRow(r: Row): StoredEntity {
 }
 
 function toRecord(e: StoredEntity) {
-  return { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: e.attrs, expires_at: e.expiresAt ?? null, attr_names: Object.keys(e.attrs) };
+  return { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: e.attrs, expires_at: e.expiresAt ?? null, attr_names: Object.keys(e.attrs), loc_bbox: locationBox(e) };
 }
 
-const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text, attr_names text[])`;
-/** columns written (COLS plus the attribute-name index column, which is never read back) */
-const WCOLS = COLS + ', attr_names';
 
-/** Identity of an entity's geometries: equal keys mean the bbox index rows are still right. */
+/** Union bounding box of the `location` instances, as PostgreSQL box text (or null). */
+function locationBox(e: StoredEntity): string | null {
+  let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
+  for (const i of e.attrs[LOCATION_IRI] ?? []) {
+    if (i.type !== 'GeoProperty' || typeof i.value !== 'object' || i.value === null) continue;
+    try {
+      const b = bboxOf(i.value as never);
+      x1 = Math.min(x1, b[0]); y1 = Math.min(y1, b[1]); x2 = Math.max(x2, b[2]); y2 = Math.max(y2, b[3]);
+    } catch {
+      /* invalid geometries are rejected on input */
+    }
+  }
+  return x1 === Infinity ? null : `((${x1},${y1}),(${x2},${y2}))`;
+}
+
+const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text, attr_names text[], loc_bbox box)`;
+/** columns written (COLS plus the attribute-name index column, which is never read back) */
+const WCOLS = COLS + ', attr_names, loc_bbox';
+
+const LOCATION_IRI = 'https://uri.etsi.org/ngsi-ld/location';
+
+/** Identity of an entity's geometries other than `location` (inline): equal keys mean the entity_geo rows are still right. */
 function geoKey(e: StoredEntity | undefined): string {
   if (!e) return '\u0000';
   let k = '';
-  for (const a in e.attrs) for (const i of e.attrs[a]) if (i.type === 'GeoProperty') k += a + '|' + (i.datasetId ?? '') + '|' + JSON.stringify(i.value) + ';';
+  for (const a in e.attrs) if (a !== LOCATION_IRI) for (const i of e.attrs[a]) if (i.type === 'GeoProperty') k += a + '|' + (i.datasetId ?? '') + '|' + JSON.stringify(i.value) + ';';
   return k;
 }
 
@@ -127,7 +145,7 @@ export class EntityRepository {
       `INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET}
        ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
          created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs, expires_at = EXCLUDED.expires_at,
-         attr_names = EXCLUDED.attr_names`,
+         attr_names = EXCLUDED.attr_names, loc_bbox = EXCLUDED.loc_bbox`,
       [tenant, JSON.stringify(entities.map(toRecord))],
     );
     await this.writeGeo(db, tenant, before ? entities.filter((e) => geoKey(e) !== geoKey(before.get(e.id))) : entities);
@@ -147,6 +165,7 @@ export class EntityRepository {
     for (const e of entities) {
       touched.push(e.id);
       for (const a in e.attrs) {
+        if (a === LOCATION_IRI) continue; // inline in entities.loc_bbox
         for (const i of e.attrs[a]) {
           if (i.type !== 'GeoProperty' || typeof i.value !== 'object' || i.value === null) continue;
           try {
