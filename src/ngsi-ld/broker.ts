@@ -4,7 +4,7 @@ import type { ChangeBus, ChangeEvent } from '../bus/change-bus.ts';
 import type { BatchResult, BrokerApi, ContextRef, QueryParams, QueryResult, Format } from './broker-api.ts';
 import type { AttrInstance, StoredEntity, TermResolver } from './model/types.ts';
 import { INSTANCE_CORE_KEYS } from './model/types.ts';
-import { normalizeEntity, normalizeAttrs, normalizeInstance, normalizeTypes, expandAttrName, isObject, NGSI_NULL } from './model/normalize.ts';
+import { normalizeEntity, normalizeInstance, expandAttrName, isObject, NGSI_NULL } from './model/normalize.ts';
 import { renderEntity, type RenderOptions } from './model/render.ts';
 import { checkEntityId } from './model/ids.ts';
 import { EntityRepository } from './repository/entities.ts';
@@ -842,4 +842,3 @@ export function toProblem(err: unknown): Problem {
   return new ProblemError('InternalError', err instanceof Error ? err.message : String(err)).toProblem() as Problem;
 }
 
-export { normalizeTypes };

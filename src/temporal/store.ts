@@ -484,16 +484,8 @@ export class HistoryStore {
         params.push(w.datasetIds);
         c.push(`(CASE WHEN h.dataset_id = '' THEN '@none' ELSE h.dataset_id END) = ANY($${params.length}::text[])`);
       }
-      if (w.q.timerel === 'before') {
-        params.push(w.q.timeAt);
-        c.push(`${col} < $${params.length}::bigint`);
-      } else if (w.q.timerel === 'after') {
-        params.push(w.q.timeAt);
-        c.push(`${col} >= $${params.length}::bigint`);
-      } else if (w.q.timerel === 'between') {
-        params.push(w.q.timeAt, w.q.endTimeAt);
-        c.push(`${col} >= $${params.length - 1}::bigint AND ${col} < $${params.length}::bigint`);
-      }
+      const tr = timerelSql(w.q, col, params, '::bigint');
+      if (tr) c.push(tr);
       where += ` AND EXISTS (SELECT 1 FROM attr_history h WHERE ${c.join(' AND ')})`;
     }
     const n0 = params.length;
@@ -529,16 +521,8 @@ export class HistoryStore {
     if (p.q.timeproperty === 'deletedAt') cond.push('deleted_at IS NOT NULL');
     else cond.push('deleted_at IS NULL');
     const params: unknown[] = [p.tenant, p.entityIds, p.attrs ?? null, p.datasetIds ?? null];
-    if (p.q.timerel === 'before') {
-      params.push(p.q.timeAt);
-      cond.push(`${col} < $${params.length}`);
-    } else if (p.q.timerel === 'after') {
-      params.push(p.q.timeAt);
-      cond.push(`${col} >= $${params.length}`);
-    } else if (p.q.timerel === 'between') {
-      params.push(p.q.timeAt, p.q.endTimeAt);
-      cond.push(`${col} >= $${params.length - 1} AND ${col} < $${params.length}`);
-    }
+    const tr = timerelSql(p.q, col, params);
+    if (tr) cond.push(tr);
     const dir = p.q.lastN ? 'DESC' : 'ASC';
     let sql = `SELECT entity_id, attr, dataset_id, instance_id, attr_type, instance, ${col} AS t, observed_at, created_at, modified_at, deleted_at
                FROM attr_history WHERE ${cond.join(' AND ')}`;
@@ -631,16 +615,8 @@ export class HistoryStore {
       cond.push(`($${params.length}::text[] IS NULL OR (CASE WHEN dataset_id = '' THEN '@none' ELSE dataset_id END) = ANY($${params.length}))`);
       cond.push(p.q.timeproperty === 'deletedAt' ? 'deleted_at IS NOT NULL' : 'deleted_at IS NULL');
     }
-    if (p.q.timerel === 'before') {
-      params.push(p.q.timeAt);
-      cond.push(`${col} < $${params.length}`);
-    } else if (p.q.timerel === 'after') {
-      params.push(p.q.timeAt);
-      cond.push(`${col} >= $${params.length}`);
-    } else if (p.q.timerel === 'between') {
-      params.push(p.q.timeAt, p.q.endTimeAt);
-      cond.push(`${col} >= $${params.length - 1} AND ${col} < $${params.length}`);
-    }
+    const tr = timerelSql(p.q, col, params);
+    if (tr) cond.push(tr);
     // one bucket for the whole interval when no period is given
     const period = p.spec.periodMs ?? Math.floor(Number.MAX_SAFE_INTEGER / 4);
     params.push(period);
@@ -831,3 +807,19 @@ function histRow(r: Record<string, unknown>): HistoryInstance {
   };
 }
 
+/** SQL condition of a timerel (before / after / between) on `col`, appending its bind values; null without timerel. */
+function timerelSql(q: { timerel?: string; timeAt?: unknown; endTimeAt?: unknown }, col: string, params: unknown[], cast = ''): string | null {
+  if (q.timerel === 'before') {
+    params.push(q.timeAt);
+    return `${col} < $${params.length}${cast}`;
+  }
+  if (q.timerel === 'after') {
+    params.push(q.timeAt);
+    return `${col} >= $${params.length}${cast}`;
+  }
+  if (q.timerel === 'between') {
+    params.push(q.timeAt, q.endTimeAt);
+    return `${col} >= $${params.length - 1}${cast} AND ${col} < $${params.length}${cast}`;
+  }
+  return null;
+}

@@ -249,7 +249,7 @@ function qNamesAttribute(q: string): boolean {
 }
 
 /** GET /entities query string -> QueryParams (also used by POST entityOperations/query for its body). */
-export function queryParamsFromQs(q: Q, ctx: ContextRef, maxLimit: number, opts2: { sufficient?: boolean } = {}): QueryParams {
+export function queryParamsFromQs(q: Q, ctx: ContextRef, opts2: { sufficient?: boolean } = {}): QueryParams {
   const opts = parseOptions(q);
   const ids = listParam(q.id);
   if (ids) for (const id of ids) checkEntityId(id, 'id in id=');
@@ -291,7 +291,6 @@ export function queryParamsFromQs(q: Q, ctx: ContextRef, maxLimit: number, opts2
   if (q.csf !== undefined) checkCsf(q.csf);
   if (q.type !== '*' && opts2.sufficient !== false) checkSufficient(p, local, q.csf);
   if (local === true) p.requireFilter = false;
-  void maxLimit;
   return p;
 }
 

@@ -76,7 +76,6 @@ function checkGeometryProperty(qs: Record<string, string>, rep: Representation) 
 
 export async function ngsiLdRoutes(app: FastifyInstance, p: Platform) {
   const b = p.broker;
-  const maxLimit = p.config.maxLimit;
 
   // NGSI-LD clients compare Content-Type exactly (application/json, application/ld+json): no charset suffix
   // synchronous hook: an async one races handlers that call reply.send() without returning it
@@ -99,7 +98,7 @@ export async function ngsiLdRoutes(app: FastifyInstance, p: Platform) {
     const rep = negotiate(req);
     const ctx = linkContext(req);
     const qs = req.query;
-    const params = queryParamsFromQs(qs, ctx, maxLimit);
+    const params = queryParamsFromQs(qs, ctx);
     checkGeometryProperty(qs, rep);
     if (rep === 'application/geo+json' && !params.format) params.format = 'normalized';
     const r = await b.query(tenantOf(req), params);
@@ -120,7 +119,7 @@ export async function ngsiLdRoutes(app: FastifyInstance, p: Platform) {
     const qs = req.query;
     const { keep, drop, local, ...rest } = qs;
     if (keep !== undefined && drop !== undefined) throw new ProblemError('BadRequestData', 'keep and drop cannot be used together.');
-    const params = queryParamsFromQs(rest, ctx, maxLimit, { sufficient: false });
+    const params = queryParamsFromQs(rest, ctx, { sufficient: false });
     checkSufficient(params, boolParam(local, 'local'), undefined);
     params.requireFilter = false;
     await b.purge(tenantOf(req), params, { keep: listParam(keep), drop: listParam(drop) });
@@ -300,7 +299,7 @@ export async function ngsiLdRoutes(app: FastifyInstance, p: Platform) {
     const ctx = mediaType(req) === 'application/ld+json' ? (body['@context'] as ContextRef) : linkContext(req);
     if (body.type !== 'Query') throw new ProblemError('BadRequestData', 'The body of entityOperations/query must be a Query object ("type": "Query").');
     const qs = req.query;
-    const params = queryParamsFromQs(qs, ctx, maxLimit, { sufficient: false });
+    const params = queryParamsFromQs(qs, ctx, { sufficient: false });
     // Query data type (clause 5.2.23)
     const bad = (msg: string): never => { throw new ProblemError('BadRequestData', msg); };
     const strList = (v: unknown, name: string): string[] => {
