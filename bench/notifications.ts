@@ -1,12 +1,18 @@
 /**
- * Notification benchmarks (issue 3, point 5).
- *  1. fan-out: 1,000 subscriptions (each on one of 100 entities, so every update fans out to 10),
- *     a stream of batch updates; a local HTTP receiver counts notifications. Prints notifications/s,
- *     losses and the delivery latency (write sent -> notification received) p50/p99.
- *  2. kill -9: a stream of single-entity updates; the broker is killed with SIGKILL halfway, restarted
- *     on the same data folder; every acknowledged write must still be notified (pending outbox rows
- *     are sent after the restart). Prints acknowledged / notified / lost.
+ * Notification benchmarks (issue 3, point 5). A local HTTP receiver in this process counts every
+ * (subscription, entity, seq) it gets: losses and duplicates are exact.
+ *  1. fan-out, maximum throughput (closed loop): 1,000 subscriptions (each on one of 100 entities,
+ *     so every update fans out to 10), 4 writers sending 100-entity batch updates back to back.
+ *     Prints notifications/s; its latency is mostly queueing behind the burst.
+ *  2. fan-out, open-loop stream: batch updates sent on a fixed schedule (every 10 ms, whatever the
+ *     broker answers) at BENCH_RATE notifications/s (default 10,000) for BENCH_SECONDS (default 5);
+ *     latency from the scheduled send of the write to the receipt of the notification, p50/p99/max.
+ *  3. kill -9: a stream of single-entity updates; the broker is killed with SIGKILL halfway, restarted
+ *     on the same data; every acknowledged write must still be notified (pending outbox rows are
+ *     sent after the restart). Prints acknowledged / notified / lost.
  * Targets (not asserted): >= 10k notifications/s, zero loss, p99 < 50 ms, no loss across kill -9.
+ * DATABASE_URL: run on that PostgreSQL database instead of PGlite; it is emptied before each part,
+ * so it must be a database reserved for benchmarks (its name must contain "bench").
  */
 import { createServer } from 'node:http';
 import { once } from 'node:events';
@@ -14,37 +20,49 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { startBroker, table, fmt } from './_lib.ts';
 
 const SUBS = Number(process.env.BENCH_SUBS ?? 1000);
 const ENTITIES = 100;
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 40);
 const CONCURRENCY = 4;
+const RATE = Number(process.env.BENCH_RATE ?? 10_000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const DB_URL = process.env.DATABASE_URL;
 
 interface Rx {
   url: string;
+  /** deliveries per subscription|entity|seq */
   got: Map<string, number>;
+  /** ms from the write's (scheduled) send to the receipt */
   latencies: number[];
   first: number;
   last: number;
   close(): void;
 }
 
+/**
+ * The receiver. Cheap on purpose (it shares a core with the load): the body is parsed once, and the
+ * answer is an empty 204 sent before the bookkeeping.
+ */
 async function receiver(): Promise<Rx> {
   const rx: Rx = { url: '', got: new Map(), latencies: [], first: 0, last: 0, close: () => srv.close() };
   const srv = createServer((req, res) => {
-    let b = '';
-    req.setEncoding('utf8');
-    req.on('data', (c) => (b += c));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const now = Date.now();
+      const now = performance.now();
+      res.statusCode = 204;
       res.end();
-      const n = JSON.parse(b) as { subscriptionId: string; data: { id: string; seq: { seq: number; t: number } | number }[] };
+      const n = JSON.parse(chunks.length === 1 ? chunks[0].toString() : Buffer.concat(chunks).toString()) as {
+        subscriptionId: string;
+        data: { id: string; seq: { seq: number; t: number } }[];
+      };
       for (const e of n.data) {
-        const v = e.seq as { seq: number; t: number };
-        const k = `${n.subscriptionId}|${e.id}|${v.seq}`;
+        const k = `${n.subscriptionId}|${e.id}|${e.seq.seq}`;
         rx.got.set(k, (rx.got.get(k) ?? 0) + 1);
-        rx.latencies.push(now - v.t);
+        rx.latencies.push(now - e.seq.t);
       }
       rx.first ||= now;
       rx.last = now;
@@ -56,6 +74,26 @@ async function receiver(): Promise<Rx> {
   rx.url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/notify`;
   return rx;
 }
+
+/** Empties the benchmark's PostgreSQL database (every table of schema public). */
+async function resetPostgres(): Promise<void> {
+  if (!DB_URL) return;
+  if (!/bench/.test(new URL(DB_URL).pathname)) throw new Error('DATABASE_URL must name a database reserved for benchmarks ("bench" in its name)');
+  const c = new pg.Client({ connectionString: DB_URL });
+  await c.connect();
+  try {
+    const t = await c.query<{ n: string }>(`SELECT quote_ident(tablename) AS n FROM pg_tables WHERE schemaname = 'public'`);
+    if (t.rows.length) await c.query(`DROP TABLE IF EXISTS ${t.rows.map((r) => r.n).join(', ')} CASCADE`);
+  } finally {
+    await c.end();
+  }
+}
+
+const dupCount = (rx: Rx) => {
+  let d = 0;
+  for (const c of rx.got.values()) if (c > 1) d++;
+  return d;
+};
 
 const J = { 'content-type': 'application/json' };
 const pct = (xs: number[], p: number) => {
@@ -84,35 +122,54 @@ async function createSubs(base: string, rxUrl: string, n: number, entities: numb
   }
 }
 
+/** Broker with 100 entities and SUBS subscriptions (SUBS / 100 on each entity). */
+async function fanOutSetup(rx: Rx) {
+  await resetPostgres();
+  const b = await startBroker({ URBIS_MODULES: 'subscriptions' }, '0');
+  const ents = Array.from({ length: ENTITIES }, (_, i) => ({ id: `urn:ngsi-ld:Sensor:${i}`, type: 'Sensor', seq: { type: 'Property', value: { seq: -1, t: 0 } } }));
+  const r = await fetch(`${b.url}/ngsi-ld/v1/entityOperations/create`, { method: 'POST', headers: J, body: JSON.stringify(ents) });
+  if (r.status !== 201) throw new Error(`create: ${r.status}`);
+  await createSubs(b.url, rx.url, SUBS, ENTITIES);
+  return { b, ents };
+}
+
+const resetRx = (rx: Rx) => {
+  rx.got.clear();
+  rx.latencies.length = 0;
+  rx.first = 0;
+  rx.last = 0;
+};
+
+async function waitFor(rx: Rx, expected: number, ms: number) {
+  const deadline = Date.now() + ms;
+  while (rx.got.size < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+/** Part 1: closed loop, 4 writers of 100-entity batches back to back. */
 async function fanOut() {
   const rx = await receiver();
-  const b = await startBroker({ URBIS_MODULES: 'subscriptions' }, '0');
+  const { b, ents } = await fanOutSetup(rx);
   try {
-    const ents = Array.from({ length: ENTITIES }, (_, i) => ({ id: `urn:ngsi-ld:Sensor:${i}`, type: 'Sensor', seq: { type: 'Property', value: { seq: -1, t: 0 } } }));
-    let r = await fetch(`${b.url}/ngsi-ld/v1/entityOperations/create`, { method: 'POST', headers: J, body: JSON.stringify(ents) });
-    if (r.status !== 201) throw new Error(`create: ${r.status}`);
-    await createSubs(b.url, rx.url, SUBS, ENTITIES);
-    rx.got.clear();
-    rx.latencies.length = 0;
-    rx.first = 0;
-    const t0 = Date.now();
+    // warm-up batch (connections, JIT), not counted
+    await fetch(`${b.url}/ngsi-ld/v1/entityOperations/update`, { method: 'POST', headers: J, body: JSON.stringify(ents.map((e) => ({ id: e.id, type: 'Sensor', seq: { type: 'Property', value: { seq: -2, t: performance.now() } } }))) });
+    await waitFor(rx, SUBS, 30_000);
+    resetRx(rx);
+    const t0 = performance.now();
     let next = 0;
     const worker = async () => {
       for (;;) {
         const seq = next++;
         if (seq >= BATCHES) return;
-        const body = ents.map((e) => ({ id: e.id, type: 'Sensor', seq: { type: 'Property', value: { seq, t: Date.now() } } }));
-        r = await fetch(`${b.url}/ngsi-ld/v1/entityOperations/update`, { method: 'POST', headers: J, body: JSON.stringify(body) });
+        const body = ents.map((e) => ({ id: e.id, type: 'Sensor', seq: { type: 'Property', value: { seq, t: performance.now() } } }));
+        const r = await fetch(`${b.url}/ngsi-ld/v1/entityOperations/update`, { method: 'POST', headers: J, body: JSON.stringify(body) });
         if (r.status !== 204) throw new Error(`update: ${r.status} ${await r.text()}`);
       }
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    const acked = Date.now();
+    const acked = performance.now();
     const expected = BATCHES * ENTITIES * (SUBS / ENTITIES);
-    const deadline = Date.now() + 120_000;
-    while (rx.got.size < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(rx, expected, 120_000);
     const secs = (rx.last - t0) / 1000;
-    const dups = [...rx.got.values()].filter((c) => c > 1).length;
     table([
       {
         subscriptions: SUBS,
@@ -120,7 +177,7 @@ async function fanOut() {
         'notifications expected': expected,
         received: rx.got.size,
         lost: expected - rx.got.size,
-        duplicates: dups,
+        duplicates: dupCount(rx),
         'writes acked (s)': fmt((acked - t0) / 1000, 2),
         'notifications/s': fmt(rx.got.size / secs),
         'p50 ms': fmt(pct(rx.latencies, 50), 1),
@@ -133,8 +190,79 @@ async function fanOut() {
   }
 }
 
+/**
+ * Part 2: open loop. Every 10 ms a batch update of RATE / 100 / (SUBS / 100) entities is sent on
+ * schedule, without waiting for earlier ones; a late tick still carries its scheduled time, so a
+ * broker falling behind shows as latency (no coordinated omission).
+ */
+async function stream() {
+  const rx = await receiver();
+  const { b, ents } = await fanOutSetup(rx);
+  const perEntity = SUBS / ENTITIES;
+  const perTick = Math.max(1, Math.round(RATE / 100 / perEntity));
+  const ticks = Math.round(SECONDS * 100);
+  try {
+    // warm-up: a second of the stream at the same rate, not counted
+    const send = (tick: number, at: number) => {
+      const body = Array.from({ length: perTick }, (_, k) => ({
+        id: ents[(tick * perTick + k) % ENTITIES].id,
+        type: 'Sensor',
+        seq: { type: 'Property', value: { seq: tick, t: at } },
+      }));
+      return fetch(`${b.url}/ngsi-ld/v1/entityOperations/update`, { method: 'POST', headers: J, body: JSON.stringify(body) }).then(async (r) => {
+        if (r.status !== 204) throw new Error(`update: ${r.status} ${await r.text()}`);
+        return performance.now();
+      });
+    };
+    const run = async (from: number, n: number) => {
+      const t0 = performance.now();
+      const acks: Promise<number>[] = [];
+      const sent: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const at = t0 + i * 10;
+        const wait = at - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        sent.push(at);
+        acks.push(send(from + i, at));
+      }
+      const done = await Promise.all(acks);
+      return { t0, writeMs: done.map((d, i) => d - sent[i]) };
+    };
+    await run(1_000_000, 100);
+    await waitFor(rx, 100 * perTick * perEntity, 30_000);
+    resetRx(rx);
+    // BENCH_PROF=1: SIGUSR2 to the broker when the measured stream starts (starts a profiler preloaded
+    // with NODE_OPTIONS=--import=..., see docs/performance.md)
+    if (process.env.BENCH_PROF) b.proc.kill('SIGUSR2');
+    const { t0, writeMs } = await run(0, ticks);
+    const expected = ticks * perTick * perEntity;
+    await waitFor(rx, expected, 120_000);
+    const secs = (rx.last - t0) / 1000;
+    table([
+      {
+        'offered notifications/s': fmt(perTick * perEntity * 100),
+        'updates/s': fmt(perTick * 100),
+        seconds: SECONDS,
+        expected,
+        received: rx.got.size,
+        lost: expected - rx.got.size,
+        duplicates: dupCount(rx),
+        'notifications/s': fmt(rx.got.size / secs),
+        'p50 ms': fmt(pct(rx.latencies, 50), 1),
+        'p99 ms': fmt(pct(rx.latencies, 99), 1),
+        'max ms': fmt(pct(rx.latencies, 100), 1),
+        'write p99 ms': fmt(pct(writeMs, 99), 1),
+      },
+    ]);
+  } finally {
+    await b.stop();
+    rx.close();
+  }
+}
+
 async function killNine() {
   const rx = await receiver();
+  await resetPostgres();
   const dataDir = mkdtempSync(join(tmpdir(), 'urbis-kill9-'));
   const env = { URBIS_MODULES: 'subscriptions', URBIS_DATA_DIR: dataDir };
   let b = await startBroker(env, '0');
@@ -158,7 +286,7 @@ async function killNine() {
           const r = await fetch(`${url}/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:0/attrs`, {
             method: 'PATCH',
             headers: J,
-            body: JSON.stringify({ seq: { type: 'Property', value: { seq: s, t: Date.now() } } }),
+            body: JSON.stringify({ seq: { type: 'Property', value: { seq: s, t: performance.now() } } }),
           });
           if (r.status === 204) acked.push(s);
         } catch {
@@ -192,12 +320,17 @@ async function killNine() {
   }
 }
 
-const only = process.env.BENCH_ONLY; // 'fanout' | 'kill9'
+const only = process.env.BENCH_ONLY; // 'fanout' | 'stream' | 'kill9'
+console.log(`store: ${DB_URL ? 'PostgreSQL' : 'PGlite'}`);
 if (!only || only === 'fanout') {
-  console.log('1. fan-out (1,000 subscriptions, local receiver)');
+  console.log(`1. fan-out, maximum throughput (${SUBS} subscriptions, closed loop, local receiver)`);
   await fanOut();
 }
+if (!only || only === 'stream') {
+  console.log(`\n2. fan-out, open-loop stream (${SUBS} subscriptions, ${RATE} notifications/s offered)`);
+  await stream();
+}
 if (!only || only === 'kill9') {
-  console.log('\n2. kill -9 in the middle of a stream');
+  console.log('\n3. kill -9 in the middle of a stream');
   await killNine();
 }

@@ -12,7 +12,8 @@ import { migrateModule } from '../store/schema.ts';
 import { applySubscriptionUpdate, parseSubscription } from './domain/validate.ts';
 import { compileFilters, validators } from './domain/filters.ts';
 import { entityInScope, isLive, matchEvent, nextPeriodic, throttleDecision } from './domain/match.ts';
-import { notificationBody, notificationHeaders, pickOmit, PREVIOUS_KEYS, shapeEntity, type NotifiedEntity } from './domain/shape.ts';
+import { notificationData, notificationHeaders, notificationJson, pickOmit, PREVIOUS_KEYS, shapeEntity, type NotifiedEntity } from './domain/shape.ts';
+import { CandidateIndex } from './domain/candidates.ts';
 import { subscriptionToPayload } from './domain/render.ts';
 import type { CompiledFilters, DeliveryStatus, Subscription } from './domain/types.ts';
 import { Outbox, type OutboxItem } from './delivery/outbox.ts';
@@ -32,12 +33,31 @@ interface Live {
   sub: Subscription;
   filters: CompiledFilters;
   ctx: TermResolver;
+  /** @context of the notifications (body for ld+json) and the URL for the Link header */
+  ctxRef: ContextRef;
+  headers: Record<string, string>;
+  /**
+   * Subscriptions with the same renderKey render a change alike (same shaping, format, @context,
+   * accept): the serialized data is computed once per change for all of them.
+   */
+  renderKey: string;
+}
+
+/** identity numbers of term resolvers, for render keys */
+const ctxIds = new WeakMap<object, number>();
+let nextCtxId = 0;
+function ctxId(ctx: TermResolver): number {
+  let n = ctxIds.get(ctx);
+  if (n === undefined) ctxIds.set(ctx, (n = ++nextCtxId));
+  return n;
 }
 
 const CORE_CONTEXT_URL = 'https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld';
 
 class SubscriptionService {
   live = new Map<string, Live>();
+  /** live subscriptions by entity id / type, so an event is matched only against those that may fire */
+  private index = new CandidateIndex();
   /** throttled subscriptions: time slot of the last queued notification */
   private lastSlot = new Map<string, number>();
   /** periodic subscriptions: cancel functions of the armed timers, time of the last tick */
@@ -110,12 +130,20 @@ class SubscriptionService {
     // terms of the subscription (q, scopeQ, ...) are in the request's @context; notifications compact with jsonldContext
     const reqCtx = await this.resolver().resolve(sub.context, { tenant: sub.tenant });
     const ctx = sub.jsonldContext === undefined || sub.jsonldContext === sub.context ? reqCtx : await this.resolver().resolve(sub.jsonldContext, { tenant: sub.tenant });
-    return { sub, filters: compileFilters(sub, (t) => reqCtx.expandTerm(t)), ctx };
+    const ctxRef = sub.jsonldContext ?? sub.context ?? CORE_CONTEXT_URL;
+    const ctxUrl = typeof ctxRef === 'string' ? ctxRef : Array.isArray(ctxRef) && typeof ctxRef[0] === 'string' && ctxRef.length === 1 ? ctxRef[0] : CORE_CONTEXT_URL;
+    const n = sub.notification;
+    const renderKey = JSON.stringify([
+      ctxId(ctx), n.format, n.sysAttrs, n.showChanges, n.attributes, n.pick, n.omit, n.endpoint.accept, sub.datasetId, sub.lang,
+      n.endpoint.accept === 'application/ld+json' ? ctxRef : null,
+    ]);
+    return { sub, filters: compileFilters(sub, (t) => reqCtx.expandTerm(t)), ctx, ctxRef, headers: notificationHeaders(sub, ctxUrl), renderKey };
   }
 
   install(l: Live) {
     const k = `${l.sub.tenant}\u0000${l.sub.id}`;
     this.live.set(k, l);
+    this.index.add(k, l.sub);
     this.armPeriodic(k, l);
   }
 
@@ -127,6 +155,8 @@ class SubscriptionService {
   deactivate(tenant: string, id: string) {
     const k = `${tenant}\u0000${id}`;
     this.live.delete(k);
+    this.index.delete(k);
+    this.dispatcher.forget(tenant, id);
     this.timers.get(k)?.();
     this.timers.delete(k);
     this.lastSlot.delete(k);
@@ -142,35 +172,46 @@ class SubscriptionService {
     const items: (OutboxItem | Promise<OutboxItem | undefined>)[] = [];
     let pending = false;
     for (const ev of evs) {
-      for (const [k, l] of this.live) {
+      const types = ev.after?.type ?? ev.before?.type ?? ev.types;
+      /** serialized data per renderKey + match, for this event */
+      let rendered: Map<string, string> | undefined;
+      for (const k of this.index.candidates(ev.tenant, ev.entityId, types)) {
+        const l = this.live.get(k);
+        if (!l) continue;
         const vev = guardNotification(this.p.services, l.sub.tenant, l.sub.id, ev); // trust: the owner's rights, personal data redacted
         if (!vev) continue;
         const m = matchEvent(l.sub, vev, l.filters, now);
         if (!m) continue;
-        const shaped = shapeEntity(l.sub, vev, m);
-        const done = (data: Record<string, unknown>[]) => {
-          const it = this.toItem(l, data, now);
+        const done = (it: OutboxItem) => {
           if (l.sub.throttling) it.nextAt = this.throttleSlot(k, l.sub.throttling, now);
           return it;
         };
         const lq = l.filters.linkedQ;
         if (lq) {
           // q over linked entities (4.9): the targets are loaded first, then q decides
+          const shaped = shapeEntity(l.sub, vev, m);
           const target = (vev.kind === 'delete' ? vev.before : vev.after)!;
           pending = true;
           items.push(
             loadLinked([target], FULL, lq.depth, this.linkedLoader(l.sub)).then(async (known) =>
-              lq.test(target, (id) => known.get(id)) ? done(await this.renderWithLinks(l, [shaped])) : undefined,
+              lq.test(target, (id) => known.get(id)) ? done(this.toItem(l, await this.renderWithLinks(l, [shaped]), now)) : undefined,
             ),
           );
         } else if (joinOf(l.sub)) {
           pending = true;
-          items.push(this.renderWithLinks(l, [shaped]).then(done));
-        } else items.push(done([this.render(l, shaped)]));
+          items.push(this.renderWithLinks(l, [shapeEntity(l.sub, vev, m)]).then((data) => done(this.toItem(l, data, now))));
+        } else if (vev === ev) {
+          // not redacted: subscriptions that render alike share one serialization of this change
+          const rk = `${l.renderKey}\u0001${m.trigger}\u0001${m.updated.join(',')}\u0001${m.deleted.join(',')}`;
+          let json = (rendered ??= new Map()).get(rk);
+          if (json === undefined) rendered.set(rk, (json = this.dataJson(l, [this.render(l, shapeEntity(l.sub, vev, m))])));
+          items.push(done(this.itemFromJson(l, json, now)));
+        } else items.push(done(this.toItem(l, [this.render(l, shapeEntity(l.sub, vev, m))], now)));
       }
     }
     if (items.length === 0) return undefined;
-    const write = (its: OutboxItem[]) => (its.length ? this.outbox.enqueue(its, now).then(() => this.dispatcher.kick()) : undefined);
+    // durable before the write is acknowledged; delivery goes on from memory (dispatcher fast path)
+    const write = (its: OutboxItem[]) => (its.length ? this.dispatcher.submit(its, now) : undefined);
     return pending
       ? Promise.all(items).then((its) => write(its.filter((x): x is OutboxItem => x !== undefined)))
       : write(items as OutboxItem[]);
@@ -300,8 +341,7 @@ class SubscriptionService {
     }
     if (roots.length === 0) return;
     const data = await this.renderWithLinks(l, roots);
-    await this.outbox.enqueue([this.toItem(l, data, now)], now);
-    this.dispatcher.kick();
+    await this.dispatcher.submit([this.toItem(l, data, now)], now);
   }
 
   private render(l: Live, e: ReturnType<typeof shapeEntity>, inline?: RenderOptions['inline']): Record<string, unknown> {
@@ -334,23 +374,26 @@ class SubscriptionService {
   }
 
   private toItem(l: Live, data: Record<string, unknown>[], now: number): OutboxItem {
+    return this.itemFromJson(l, this.dataJson(l, data), now);
+  }
+
+  /** The serialized `data` member of a notification of this subscription. */
+  private dataJson(l: Live, data: Record<string, unknown>[]): string {
+    return JSON.stringify(notificationData(data, l.sub.notification.endpoint.accept, l.ctxRef));
+  }
+
+  private itemFromJson(l: Live, dataJson: string, now: number): OutboxItem {
     const sub = l.sub;
-    const ctxRef = sub.jsonldContext ?? sub.context ?? CORE_CONTEXT_URL;
-    const ctxUrl = typeof ctxRef === 'string' ? ctxRef : Array.isArray(ctxRef) && typeof ctxRef[0] === 'string' && ctxRef.length === 1 ? ctxRef[0] : CORE_CONTEXT_URL;
-    const body = notificationBody({
-      id: `urn:ngsi-ld:Notification:${randomUUID()}`,
-      subscriptionId: sub.id,
-      notifiedAt: new Date(now).toISOString(),
-      data,
-      accept: sub.notification.endpoint.accept,
-      context: ctxRef,
-    });
+    const body = notificationJson(
+      { id: `urn:ngsi-ld:Notification:${randomUUID()}`, subscriptionId: sub.id, notifiedAt: new Date(now).toISOString(), accept: sub.notification.endpoint.accept, context: l.ctxRef },
+      dataJson,
+    );
     return {
       tenant: sub.tenant,
       subscriptionId: sub.id,
       endpoint: sub.notification.endpoint.uri,
-      headers: notificationHeaders(sub, ctxUrl),
-      body: JSON.stringify(body),
+      headers: l.headers,
+      body,
       notifierInfo: sub.notification.endpoint.notifierInfo,
       timeoutMs: sub.notification.endpoint.timeout,
     };

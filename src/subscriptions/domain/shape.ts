@@ -147,16 +147,28 @@ export function notificationBody(opts: {
     type: 'Notification',
     subscriptionId: opts.subscriptionId,
     notifiedAt: opts.notifiedAt,
-    data: opts.data,
+    data: notificationData(opts.data, opts.accept, opts.context),
   };
-  if (opts.accept === 'application/geo+json') {
-    body.data = [{ type: 'FeatureCollection', features: opts.data.map((e) => toFeature(e)) }];
-  }
-  if (opts.accept === 'application/ld+json' && opts.context !== undefined) {
-    body['@context'] = opts.context;
-    body.data = opts.data.map((e) => ({ ...e, '@context': opts.context }));
-  }
+  if (opts.accept === 'application/ld+json' && opts.context !== undefined) body['@context'] = opts.context;
   return body;
+}
+
+/** The `data` member of a notification for an accept: GeoJSON FeatureCollection, or entities with @context for ld+json. */
+export function notificationData(data: Record<string, unknown>[], accept: Accept, context?: unknown): unknown[] {
+  if (accept === 'application/geo+json') return [{ type: 'FeatureCollection', features: data.map((e) => toFeature(e)) }];
+  if (accept === 'application/ld+json' && context !== undefined) return data.map((e) => ({ ...e, '@context': context }));
+  return data;
+}
+
+/**
+ * The serialized notification, from an already serialized `data` member (`JSON.stringify` of
+ * `notificationData(...)`): the same JSON as `JSON.stringify(notificationBody(...))`, but the data
+ * of one change is serialized once for all the subscriptions that render it alike.
+ */
+export function notificationJson(opts: { id: string; subscriptionId: string; notifiedAt: string; accept: Accept; context?: unknown }, dataJson: string): string {
+  const head = JSON.stringify({ id: opts.id, type: 'Notification', subscriptionId: opts.subscriptionId, notifiedAt: opts.notifiedAt });
+  const ctx = opts.accept === 'application/ld+json' && opts.context !== undefined ? `,"@context":${JSON.stringify(opts.context)}` : '';
+  return `${head.slice(0, -1)},"data":${dataJson}${ctx}}`;
 }
 
 /** A rendered entity as a GeoJSON Feature (6.3.15), geometry from `location` (or null). */
