@@ -53,10 +53,11 @@ export class TemporalService {
     });
   }
 
-  /** Applies the retention rules now; returns the number of history rows removed. */
+  /** Applies the retention rules now, then the store's upkeep; returns the number of history rows removed. */
   async sweep(): Promise<number> {
     const n = await this.store.applyRetention(this.p.clock.now());
     if (n) this.p.log.info('temporal retention removed history rows', { count: n });
+    await this.store.maintain();
     return n;
   }
 

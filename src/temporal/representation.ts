@@ -145,18 +145,45 @@ export function stringifyWithRaw(payload: unknown): string {
   }
 }
 
-/** `,"<start>","<end>"]` per bucket start, shared by the series with the same starts (one period grid). */
-const suffixCache = new Map<string, string[]>();
-function suffixes(s: AggSeries): string[] {
-  const key = `${s.starts[0]}|${s.starts.length}|${s.starts[s.starts.length - 1]}|${s.endOf(s.starts[0])}`;
-  let hit = suffixCache.get(key);
+/**
+ * Per period grid (the bucket starts and their period), the text that follows each bucket value:
+ * `,"<start>","<end>"]` (`last`) and the same followed by `,[` (`between`: it also opens the next
+ * bucket). Series on the same grid (every sensor of one query) share it, so the ISO strings of the
+ * bucket boundaries are written once per response, not once per series.
+ */
+interface GridText {
+  starts: number[];
+  between: string[];
+  last: string;
+}
+const gridTexts = new Map<string, GridText>();
+function gridText(s: AggSeries): GridText {
+  const n = s.starts.length;
+  const key = `${s.starts[0]}|${n}|${s.starts[n - 1]}|${s.endOf(s.starts[0])}`;
+  const hit = gridTexts.get(key);
   // same first/last/count/period only implies the same grid for consecutive starts: check them all
-  if (hit && (hit as string[] & { starts?: number[] }).starts!.every((x, k) => x === s.starts[k])) return hit;
-  hit = s.starts.map((st) => `,"${iso(st)}","${iso(s.endOf(st))}"]`);
-  (hit as string[] & { starts?: number[] }).starts = s.starts;
-  if (suffixCache.size > 64) suffixCache.clear();
-  suffixCache.set(key, hit);
-  return hit;
+  // (one comparison when the series share the starts array, as the hourly path's do)
+  if (hit && (hit.starts === s.starts || hit.starts.every((x, k) => x === s.starts[k]))) return hit;
+  const suffix = s.starts.map((st) => `,"${iso(st)}","${iso(s.endOf(st))}"]`);
+  const g: GridText = { starts: s.starts, between: suffix.map((x) => x + ',['), last: suffix[n - 1] };
+  if (gridTexts.size > 64) gridTexts.clear();
+  gridTexts.set(key, g);
+  return g;
+}
+
+/**
+ * The JSON text of one method's bucket list, `[[v0,"s0","e0"],[v1,"s1","e1"],...]`, from the
+ * series' comma-separated literals: one regex replace of the separators by the grid's texts gives
+ * a flat string in one native pass (no per-bucket strings, arrays or concatenation ropes).
+ */
+function bucketListText(s: AggSeries, m: AggrMethod): string {
+  const n = s.starts.length;
+  if (n === 0) return '[]';
+  const text = s.text[m];
+  if (text === undefined) return '[' + s.starts.map((st) => `[null,"${iso(st)}","${iso(s.endOf(st))}"]`).join(',') + ']';
+  const g = gridText(s);
+  let k = 0;
+  return '[[' + (n === 1 ? text : text.replace(/,/g, () => g.between[k++])) + g.last + ']';
 }
 
 /**
@@ -173,14 +200,10 @@ export function aggregatedValues(
   const out = base(e, ctx, !!opts.sysAttrs, true);
   for (const s of series) {
     const a: Record<string, unknown> = { type: s.attrType === 'Relationship' ? 'Relationship' : s.attrType };
-    const suf = suffixes(s);
     for (const m of methods) {
-      const v = s.values[m] ?? [];
-      if (opts.raw) {
-        let text = '[';
-        for (let k = 0; k < suf.length; k++) text += (k ? ',[' : '[') + (v[k] ?? 'null') + suf[k];
-        a[m] = new RawJson(text + ']');
-      } else {
+      if (opts.raw) a[m] = new RawJson(bucketListText(s, m));
+      else {
+        const v = s.values[m] ?? [];
         a[m] = s.starts.map((st, k) => [v[k] === undefined || v[k] === 'null' ? null : Number(v[k]), iso(st), iso(s.endOf(st))]);
       }
     }

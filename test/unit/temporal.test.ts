@@ -6,7 +6,7 @@ import { openPglite } from '../../src/store/pglite.ts';
 import type { Db } from '../../src/store/db.ts';
 import { HistoryStore } from '../../src/temporal/store.ts';
 import { iso, parseAggregation, parseDuration, parseTemporalQuery } from '../../src/temporal/params.ts';
-import { aggregatedValues, capInstances, normalizedTemporal, temporalValues } from '../../src/temporal/representation.ts';
+import { aggregatedValues, capInstances, normalizedTemporal, stringifyWithRaw, temporalValues } from '../../src/temporal/representation.ts';
 
 const V = 'https://example.org/vocab#';
 const ctx: TermResolver = {
@@ -178,6 +178,75 @@ test('aggregation: hourly rollup path equals the raw path, and stays right after
   // partitions were created for the month
   const parts = await db.query<{ relname: string }>(`SELECT relname FROM pg_class WHERE relname LIKE 'attr_history_2026_%' AND relkind = 'r'`);
   assert.deepEqual(parts.map((p) => p.relname), ['attr_history_2026_03']);
+  await db.close();
+});
+
+test('aggregation: PT1H served by the rollup rows directly equals the raw path and hand-computed values', async () => {
+  const { db, h } = await store();
+  const at = T('2026-03-01T00:00:00Z');
+  const H = 3_600_000;
+  const inst = (value: unknown, ms: number, datasetId?: string) => ({ type: 'Property' as const, value, observedAt: new Date(ms).toISOString(), ...(datasetId ? { datasetId } : {}) });
+  type Row = { tenant: string; entityId: string; at: number; attr: string; instance: ReturnType<typeof inst> };
+  const rows: Row[] = [];
+  const add = (id: string, value: unknown, ms: number, datasetId?: string) => rows.push({ tenant: '', entityId: id, at, attr: V + 'v', instance: inst(value, ms, datasetId) });
+  // s:1 every 7 minutes over 6 hours, nothing in hour 3 (a gap in the grid)
+  for (let i = 0; i < 6 * 60; i += 7) if (Math.floor(i / 60) !== 3) add('urn:s:1', (i * 37) % 101, at + i * 60_000);
+  // s:2 two datasetIds in the same hours: several rollup rows per hour, merged like the raw path does
+  for (let i = 0; i < 2 * 60; i += 10) {
+    add('urn:s:2', i, at + i * 60_000);
+    add('urn:s:2', 1000 + i, at + i * 60_000 + 1000, 'urn:ds:b');
+  }
+  // s:3 starts in hour 2; s:4 has only non-numeric values in hour 0 (numeric methods null)
+  for (let i = 120; i < 240; i += 30) add('urn:s:3', i / 10, at + i * 60_000);
+  add('urn:s:4', 'on', at + 5 * 60_000);
+  add('urn:s:4', 'off', at + 50 * 60_000);
+  add('urn:s:4', 4, at + 65 * 60_000);
+  const ids = ['urn:s:1', 'urn:s:2', 'urn:s:3', 'urn:s:4'];
+  await h.write(ids.map((id) => ({ tenant: '', id, types: [V + 'S'], createdAt: at, modifiedAt: at })), rows);
+  const q = parseTemporalQuery({ timerel: 'between', timeAt: '2026-03-01T00:00:00Z', endTimeAt: '2026-03-01T06:00:00Z' });
+  const methods = 'totalCount,sum,avg,min,max,stddev,sumsq';
+  const direct = await h.aggregate({ tenant: '', entityIds: [...ids].reverse(), q, spec: parseAggregation(methods, 'PT1H') });
+  const raw = await h.aggregate({ tenant: '', entityIds: ids, q, spec: parseAggregation(methods + ',distinctCount', 'PT1H') });
+  assert.deepEqual(direct.map((s) => s.entityId), ids, 'ordered by entity id');
+  for (const [k, s] of direct.entries()) {
+    const r = raw[k];
+    assert.deepEqual(s.starts, r.starts, `${s.entityId} bucket starts`);
+    for (const m of methods.split(',') as (keyof (typeof s.buckets)[0]['values'])[]) {
+      s.buckets.forEach((b, j) => {
+        const want = r.buckets[j].values[m];
+        if (want === null) assert.equal(b.values[m], null, `${s.entityId} ${m} bucket ${j}`);
+        else assert.ok(Math.abs(b.values[m]! - want!) < 1e-9, `${s.entityId} ${m} bucket ${j}: ${b.values[m]} vs ${want}`);
+      });
+    }
+  }
+  const byId = Object.fromEntries(direct.map((s) => [s.entityId, s]));
+  // hand checks
+  assert.deepEqual(byId['urn:s:1'].starts, [0, 1, 2, 4, 5].map((x) => at + x * H));
+  const hour0 = rows.filter((r) => r.entityId === 'urn:s:1' && T(r.instance.observedAt) < at + H).map((r) => r.instance.value as number);
+  assert.equal(byId['urn:s:1'].buckets[0].values.totalCount, hour0.length);
+  assert.equal(byId['urn:s:1'].buckets[0].values.sum, hour0.reduce((a, b) => a + b, 0));
+  assert.equal(byId['urn:s:1'].buckets[0].values.max, Math.max(...hour0));
+  // s:2 hour 0: 0,10..50 and 1000..1050: 12 instances, avg (150 + 6150) / 12 = 525
+  assert.deepEqual(byId['urn:s:2'].buckets.map((b) => [b.values.totalCount, b.values.avg]), [[12, 525], [12, 585]]);
+  assert.deepEqual(byId['urn:s:3'].starts, [at + 2 * H, at + 3 * H]);
+  assert.deepEqual(byId['urn:s:3'].buckets.map((b) => b.values.sum), [12 + 15, 18 + 21]);
+  assert.deepEqual(byId['urn:s:4'].buckets.map((b) => [b.values.totalCount, b.values.avg, b.values.stddev]), [[2, null, null], [1, 4, 0]]);
+  // the response text (RawJson lists) equals the plain representation
+  const ent = (await h.getEntity('', 'urn:s:1'))!;
+  for (const s of direct) {
+    const plain = aggregatedValues(ent, [s], ['avg', 'totalCount', 'stddev'], ctx);
+    const text = stringifyWithRaw(aggregatedValues(ent, [s], ['avg', 'totalCount', 'stddev'], ctx, { raw: true }));
+    assert.deepEqual(JSON.parse(text), JSON.parse(JSON.stringify(plain)), s.entityId);
+  }
+  assert.deepEqual((aggregatedValues(ent, [byId['urn:s:4']], ['avg'], ctx).v as { avg: unknown }).avg, [
+    [null, '2026-03-01T00:00:00Z', '2026-03-01T01:00:00Z'],
+    [4, '2026-03-01T01:00:00Z', '2026-03-01T02:00:00Z'],
+  ]);
+  // attrs= restricts, and the rollup is read through its covering key (index-only when vacuumed)
+  assert.equal((await h.aggregate({ tenant: '', entityIds: ids, attrs: [V + 'other'], q, spec: parseAggregation('avg', 'PT1H') })).length, 0);
+  await h.maintain();
+  const again = await h.aggregate({ tenant: '', entityIds: ids, q, spec: parseAggregation('avg', 'PT1H') });
+  assert.deepEqual(again.map((s) => s.text.avg), direct.map((s) => s.values.avg!.join(',')));
   await db.close();
 });
 
