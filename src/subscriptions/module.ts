@@ -12,11 +12,11 @@ import { migrateModule } from '../store/schema.ts';
 import { applySubscriptionUpdate, parseSubscription } from './domain/validate.ts';
 import { compileFilters, validators } from './domain/filters.ts';
 import { entityInScope, isLive, matchEvent, nextPeriodic, throttleDecision } from './domain/match.ts';
-import { notificationData, notificationHeaders, notificationJson, pickOmit, PREVIOUS_KEYS, shapeEntity, type NotifiedEntity } from './domain/shape.ts';
+import { notificationData, notificationHeaders, notificationTail, pickOmit, PREVIOUS_KEYS, shapeEntity, type NotifiedEntity } from './domain/shape.ts';
 import { CandidateIndex } from './domain/candidates.ts';
 import { subscriptionToPayload } from './domain/render.ts';
 import type { CompiledFilters, DeliveryStatus, Subscription } from './domain/types.ts';
-import { Outbox, type OutboxItem } from './delivery/outbox.ts';
+import { Outbox, type OutboxItem, type SharedBody } from './delivery/outbox.ts';
 import { Dispatcher, type DeliveryResult } from './delivery/dispatcher.ts';
 import { HttpNotifier } from './delivery/http-notifier.ts';
 import { MqttNotifier } from './delivery/mqtt-notifier.ts';
@@ -173,8 +173,8 @@ class SubscriptionService {
     let pending = false;
     for (const ev of evs) {
       const types = ev.after?.type ?? ev.before?.type ?? ev.types;
-      /** serialized data per renderKey + match, for this event */
-      let rendered: Map<string, string> | undefined;
+      /** serialized data (as a shared body tail) per renderKey + match, for this event */
+      let rendered: Map<string, SharedBody> | undefined;
       for (const k of this.index.candidates(ev.tenant, ev.entityId, types)) {
         const l = this.live.get(k);
         if (!l) continue;
@@ -203,9 +203,9 @@ class SubscriptionService {
         } else if (vev === ev) {
           // not redacted: subscriptions that render alike share one serialization of this change
           const rk = `${l.renderKey}\u0001${m.trigger}\u0001${m.updated.join(',')}\u0001${m.deleted.join(',')}`;
-          let json = (rendered ??= new Map()).get(rk);
-          if (json === undefined) rendered.set(rk, (json = this.dataJson(l, [this.render(l, shapeEntity(l.sub, vev, m))])));
-          items.push(done(this.itemFromJson(l, json, now)));
+          let shared = (rendered ??= new Map()).get(rk);
+          if (shared === undefined) rendered.set(rk, (shared = this.tailOf(l, [this.render(l, shapeEntity(l.sub, vev, m))])));
+          items.push(done(this.itemOf(l, shared)));
         } else items.push(done(this.toItem(l, [this.render(l, shapeEntity(l.sub, vev, m))], now)));
       }
     }
@@ -373,27 +373,28 @@ class SubscriptionService {
     return pickOmit(out, n.pick?.map((m) => (m.includes(':') ? l.ctx.compactIri(m) : m)), n.omit?.map((m) => (m.includes(':') ? l.ctx.compactIri(m) : m)));
   }
 
-  private toItem(l: Live, data: Record<string, unknown>[], now: number): OutboxItem {
-    return this.itemFromJson(l, this.dataJson(l, data), now);
+  private toItem(l: Live, data: Record<string, unknown>[], _now: number): OutboxItem {
+    return this.itemOf(l, this.tailOf(l, data));
   }
 
-  /** The serialized `data` member of a notification of this subscription. */
-  private dataJson(l: Live, data: Record<string, unknown>[]): string {
-    return JSON.stringify(notificationData(data, l.sub.notification.endpoint.accept, l.ctxRef));
+  /**
+   * The notification body after its head, for these entities: serialized once per change for all
+   * subscriptions that render it alike, and stored once (the outbox composes id, subscriptionId and
+   * notifiedAt per row).
+   */
+  private tailOf(l: Live, data: Record<string, unknown>[]): SharedBody {
+    const accept = l.sub.notification.endpoint.accept;
+    return { tail: notificationTail(JSON.stringify(notificationData(data, accept, l.ctxRef)), accept, l.ctxRef) };
   }
 
-  private itemFromJson(l: Live, dataJson: string, now: number): OutboxItem {
+  private itemOf(l: Live, shared: SharedBody): OutboxItem {
     const sub = l.sub;
-    const body = notificationJson(
-      { id: `urn:ngsi-ld:Notification:${randomUUID()}`, subscriptionId: sub.id, notifiedAt: new Date(now).toISOString(), accept: sub.notification.endpoint.accept, context: l.ctxRef },
-      dataJson,
-    );
     return {
       tenant: sub.tenant,
       subscriptionId: sub.id,
       endpoint: sub.notification.endpoint.uri,
       headers: l.headers,
-      body,
+      shared,
       notifierInfo: sub.notification.endpoint.notifierInfo,
       timeoutMs: sub.notification.endpoint.timeout,
     };

@@ -1,7 +1,7 @@
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Notifier } from './notifier.ts';
-import type { Outbox, OutboxItem, OutboxRow } from './outbox.ts';
+import { backoffDelay, fanoutBody, type FanoutItem, type MovedRow, type Outbox, type OutboxItem, type OutboxRow, type SharedBody } from './outbox.ts';
 import { Lanes } from './lanes.ts';
 
 /** Outcome of one delivery attempt, for the subscription's status and counters. */
@@ -34,7 +34,10 @@ export interface DispatcherOptions {
   laneCap?: number;
   /** fast path: delivered rows are deleted in one statement at most this often while busy (ms) */
   ackEveryMs?: number;
-  /** fast path: delivery outcomes go to onResults at most this often while busy (ms) */
+  /**
+   * fast path: delivery outcomes go to onResults at most this often while busy (ms); the counters
+   * update touches every active subscription's row, and retrievals merge what is not written yet
+   */
   resultsEveryMs?: number;
   /** fast path: lease of rows stored already claimed (ms); only a restart frees them sooner */
   fastLeaseMs?: number;
@@ -49,19 +52,48 @@ interface Submission {
 
 const keyOf = (tenant: string, subscriptionId: string) => `${tenant}\u0000${subscriptionId}`;
 
+/** A fan-out row in memory: how many of its targets are still owed, who was delivered already. */
+interface Fan {
+  id: number;
+  remaining: number;
+  /** keys of the subscriptions delivered from it */
+  done: string[];
+}
+
+/** A fan-out target on its way through a lane. */
+interface FastRow extends OutboxRow {
+  fan: Fan;
+}
+
+/**
+ * A subscription leaving the fast path (its send failed, or it needs the table: a throttled row,
+ * a full lane): its fan-out targets become outbox rows, in order, in one transaction, once its
+ * lane has stopped.
+ */
+interface Move {
+  failed?: { row: FastRow; error: Error; result: DeliveryResult };
+  /** rows its lane had not attempted */
+  laneRest: FastRow[];
+  /** rows stored as fan-out targets after the move began */
+  late: FastRow[];
+  /** the lane has stopped (laneRest is known) */
+  ready: boolean;
+}
+
 /**
  * The outbox worker, with two paths:
- *  - fast path: `submit()` stores notifications (group commit: the submissions that arrive while
- *    one insert runs go into the next, one statement) already claimed, resolves once they are
- *    durable, and hands them to in-memory lanes (one send in flight per subscription). Delivered
- *    rows are deleted in batches; a failure reschedules its row in the table and moves the
- *    subscription to the claim path.
- *  - claim path: claims due rows from the table (retries after backoff, throttled rows, rows left
- *    over by a restart, rows of subscriptions whose lane is full), sends each subscription's rows in
- *    order, acknowledges successes, reschedules failures, and sleeps on the clock until the next
- *    retry is due.
- * A subscription that has rows in the table (other than dead letters) takes the claim path for all
- * its new rows until the table has none left for it, so its order holds across both paths.
+ *  - fast path: `submit()` stores a change's notifications as fan-out rows (one per change and
+ *    rendering, listing the subscriptions to notify; group commit: submissions that arrive while
+ *    one insert runs share the next statement), resolves once they are durable, and hands them to
+ *    in-memory lanes (one send in flight per subscription, lanes run concurrently). A fan-out row
+ *    is deleted (in batches) once all its targets are delivered. A failed send moves the
+ *    subscription's remaining targets to outbox rows (the failed one with its retry time).
+ *  - claim path: claims due outbox rows (retries after backoff, throttled rows, rows left by a
+ *    restart), sends each subscription's rows in order, acknowledges successes, reschedules
+ *    failures, and sleeps on the clock until the next retry is due.
+ * Order per subscription: at any time a subscription has either fan-out targets or outbox rows
+ * (other than dead letters), never both; it goes back to the fast path once it has no rows left.
+ * On start-up, fan-out rows left by a crash become outbox rows, in order.
  * `kick()` after enqueueing directly; `idle()` resolves once nothing is in flight or claimable.
  */
 export class Dispatcher {
@@ -76,17 +108,17 @@ export class Dispatcher {
 
   // fast path
   private lanes: Lanes;
-  /** subscriptions whose new rows go through the table (claim path), see the class comment */
+  /** subscriptions whose new rows go to the table (claim path) */
   private viaTable = new Set<string>();
+  private moves = new Map<string, Move>();
+  /** fan-outs a subscription was delivered from that still owe others (a move drops it from them) */
+  private doneBySub = new Map<string, Set<Fan>>();
   private submissions: Submission[] = [];
   private committing = false;
   /** the claim path ran dry: see whether subscriptions in viaTable can come back to the fast path */
   private recheck = false;
-  /** failures of the fast path being written to the table */
-  private diverting = 0;
-  private acks: number[] = [];
-  /** subscriptions of the rows in `acks` that are in viaTable (their claims wait for the delete) */
-  private ackUnblocks = false;
+  /** fan-out rows with nothing owed, to delete */
+  private fanAcks: number[] = [];
   private results: DeliveryResult[] = [];
   private flushing = false;
   private flushTimer?: NodeJS.Timeout;
@@ -100,8 +132,9 @@ export class Dispatcher {
     private opts: DispatcherOptions = {},
   ) {
     this.lanes = new Lanes(notifier, {
-      delivered: (key, row) => this.delivered(key, row),
-      failed: (key, row, e, rest) => this.divert(key, row, e, rest),
+      delivered: (key, row) => this.delivered(key, row as FastRow),
+      failed: (key, row, e, rest) => this.failed(key, row as FastRow, e, rest as FastRow[]),
+      spilled: (key, rest) => this.spilled(key, rest as FastRow[]),
       quiet: () => this.scheduleFlush(true),
     });
   }
@@ -111,6 +144,8 @@ export class Dispatcher {
     this.lanes.resume();
     const n = await this.outbox.recover();
     if (n) this.opts.log?.info('re-queued in-flight notifications', { count: n });
+    const f = await this.outbox.expandFanouts();
+    if (f) this.opts.log?.info('re-queued fan-out notifications', { count: f });
     // whatever is queued from before goes first, through the claim path
     for (const q of await this.outbox.queuedSubscriptions()) this.viaTable.add(keyOf(q.tenant, q.subscriptionId));
     this.kick();
@@ -122,8 +157,8 @@ export class Dispatcher {
   }
 
   /**
-   * Stores notifications durably and delivers them: resolves when they are in the table (the
-   * broker acknowledges the write after that); sending goes on in the background.
+   * Stores notifications durably and delivers them: resolves when they are stored (the broker
+   * acknowledges the write after that); sending goes on in the background.
    */
   submit(items: OutboxItem[], now: number = this.clock.now()): Promise<void> {
     if (items.length === 0) return Promise.resolve();
@@ -133,11 +168,20 @@ export class Dispatcher {
     });
   }
 
-  /** Forgets the in-memory lane of a deleted subscription (its rows are purged from the table). */
+  /** Forgets the in-memory state of a deleted subscription (the caller purges its stored rows). */
   forget(tenant: string, subscriptionId: string): void {
     const k = keyOf(tenant, subscriptionId);
-    this.lanes.drop(k);
+    const gone = this.lanes.drop(k) as FastRow[];
+    const m = this.moves.get(k);
+    if (m) {
+      this.moves.delete(k);
+      if (m.failed) gone.push(m.failed.row);
+      gone.push(...m.laneRest, ...m.late);
+    }
+    for (const r of gone) this.settleTarget(r.fan);
+    this.doneBySub.delete(k);
     this.viaTable.delete(k);
+    this.scheduleFlush(false);
   }
 
   /** Resolves when nothing is being stored, sent, acknowledged or claimed (a retry timer may be armed). */
@@ -154,9 +198,9 @@ export class Dispatcher {
     this.lanes.stop();
     this.cancelTimer?.();
     this.cancelTimer = undefined;
-    const busy = () => this.active > 0 || this.claiming || this.committing || this.lanes.sending > 0 || this.diverting > 0 || this.flushing;
+    const busy = () => this.active > 0 || this.claiming || this.committing || this.lanes.sending > 0 || this.flushing;
     while (busy()) await new Promise((r) => setImmediate(r));
-    // what was delivered is acknowledged; rows still in lanes stay claimed and come back on restart
+    // what was delivered is acknowledged; fan-out targets not sent stay stored and come back on restart
     this.clearFlushTimer();
     await this.flush(true);
     while (busy()) await new Promise((r) => setImmediate(r));
@@ -168,8 +212,8 @@ export class Dispatcher {
   private isIdle(): boolean {
     return (
       this.active === 0 && !this.claiming && !this.wanted && !this.settling &&
-      !this.committing && this.submissions.length === 0 && this.lanes.sending === 0 && this.diverting === 0 &&
-      this.acks.length === 0 && this.results.length === 0 && !this.flushing
+      !this.committing && this.submissions.length === 0 && this.lanes.sending === 0 && this.moves.size === 0 &&
+      this.fanAcks.length === 0 && this.results.length === 0 && !this.flushing
     );
   }
 
@@ -182,15 +226,20 @@ export class Dispatcher {
 
   // ---- fast path -------------------------------------------------------------------------------
 
+  /** The one writer of the fast path: inserts, moves and rechecks run one at a time, in order. */
   private async commit(): Promise<void> {
     if (this.committing) return;
     this.committing = true;
     try {
-      while (this.submissions.length > 0 || this.recheck) {
+      for (;;) {
         if (this.recheck) await this.recheckViaTable();
-        if (this.submissions.length === 0) continue;
-        const batch = this.submissions.splice(0);
-        await this.commitBatch(batch);
+        const ready = [...this.moves].find(([, m]) => m.ready);
+        if (ready) {
+          await this.move(ready[0], ready[1]);
+          continue;
+        }
+        if (this.submissions.length === 0) break;
+        await this.commitBatch(this.submissions.splice(0));
       }
     } finally {
       this.committing = false;
@@ -198,124 +247,219 @@ export class Dispatcher {
     }
   }
 
+  /** The subscription has fan-out targets stored (in a lane, or delivered from unfinished fan-outs). */
+  private present(k: string): boolean {
+    return this.lanes.queued(k) > 0 || this.doneBySub.has(k);
+  }
+
+  /** Starts moving a subscription to the table: its lane stops after the send in flight. */
+  private startMove(k: string): void {
+    if (this.moves.has(k)) return;
+    this.moves.set(k, { laneRest: [], late: [], ready: false });
+    this.viaTable.add(k);
+    this.lanes.spill(k);
+  }
+
   /**
-   * One insert for the whole group. Which path a row takes is decided here, while no other insert
-   * runs: a subscription with rows in the table (or a row not due yet, or a full lane) goes through
-   * the table from that row on.
+   * One insert for the whole group. Which path an item takes is decided here, while no other
+   * insert or move runs (see the class comment on order).
    */
   private async commitBatch(batch: Submission[]): Promise<void> {
-    const items: OutboxItem[] = [];
-    const leases: (number | undefined)[] = [];
     const now = this.clock.now();
-    const lease = now + (this.opts.fastLeaseMs ?? 3_600_000);
     const cap = this.opts.laneCap ?? 1000;
-    const laneAdds = new Map<string, number>();
-    let viaTable = false;
+    const table: OutboxItem[] = [];
+    /** fan-out rows of this batch, by shared tail, then tenant + headers */
+    const groups = new Map<SharedBody, Map<string, { fan: FanoutItem; keys: string[]; items: OutboxItem[] }>>();
+    const fans: { fan: FanoutItem; keys: string[]; items: OutboxItem[] }[] = [];
+    const fastHere = new Set<string>();
     for (const s of batch) {
       for (const it of s.items) {
         const k = keyOf(it.tenant, it.subscriptionId);
-        const item = it.nextAt === undefined ? { ...it, nextAt: s.now } : it;
-        const inLane = (laneAdds.get(k) ?? 0) + this.lanes.queued(k);
-        const fast = !this.stopped && !this.viaTable.has(k) && item.nextAt! <= now && inLane < cap;
-        if (fast) laneAdds.set(k, inLane + 1 - this.lanes.queued(k));
-        else {
+        // the module sets nextAt on throttled subscriptions only: those rows wait in the table
+        const due = it.nextAt === undefined;
+        let fast: boolean;
+        if (!it.shared || this.stopped) fast = false;
+        else if (this.moves.has(k)) fast = true; // joins the move once stored
+        else if (this.viaTable.has(k)) fast = false;
+        else if (!due || this.lanes.queued(k) >= cap) {
+          // needs the table; if it already has fan-out targets, they all move there first, in order
+          fast = fastHere.has(k) || this.present(k);
+          if (fast) this.startMove(k);
+        } else fast = true;
+        if (!fast) {
+          // (an item without a shared tail for a subscription with fan-out targets would be out of
+          // order after a crash; the module always sets one)
           this.viaTable.add(k);
-          viaTable = true;
+          table.push(it.nextAt === undefined ? { ...it, nextAt: s.now } : it);
+          continue;
         }
-        items.push(item);
-        leases.push(fast ? lease : undefined);
+        fastHere.add(k);
+        let byHeaders = groups.get(it.shared!);
+        if (!byHeaders) groups.set(it.shared!, (byHeaders = new Map()));
+        const hk = `${it.tenant}\u0000${JSON.stringify(it.headers)}`;
+        let g = byHeaders.get(hk);
+        if (!g) {
+          g = { fan: { tenant: it.tenant, headers: it.headers, tail: it.shared!.tail, targets: [] }, keys: [], items: [] };
+          byHeaders.set(hk, g);
+          fans.push(g);
+        }
+        g.fan.targets.push({ subscriptionId: it.subscriptionId, endpoint: it.endpoint, notifierInfo: it.notifierInfo, timeoutMs: it.timeoutMs });
+        g.keys.push(k);
+        g.items.push(it);
       }
     }
-    let seqs: number[];
+    let ids: number[];
     try {
-      seqs = await this.outbox.enqueue(items, now, undefined, leases);
+      const stored = await Promise.all([this.outbox.insertFanouts(fans.map((g) => g.fan), now), this.outbox.enqueue(table, now)]);
+      ids = stored[0];
     } catch (e) {
+      // nothing of the batch is stored and nothing went to a lane
       batch.forEach((s) => s.reject(e));
       return;
     }
     batch.forEach((s) => s.resolve());
-    const byLane = new Map<string, OutboxRow[]>();
-    const release: number[] = [];
-    for (let i = 0; i < items.length; i++) {
-      if (leases[i] === undefined) continue;
-      const it = items[i];
-      const row: OutboxRow = { ...it, seq: seqs[i], attempts: 0, createdAt: now };
-      const k = keyOf(it.tenant, it.subscriptionId);
-      // a failure of this subscription while the insert ran: the row joins the others in the table
-      if (this.viaTable.has(k)) release.push(row.seq);
-      else (byLane.get(k) ?? byLane.set(k, []).get(k)!).push(row);
-    }
+    const byLane = new Map<string, FastRow[]>();
+    fans.forEach((g, i) => {
+      const fan: Fan = { id: ids[i], remaining: g.items.length, done: [] };
+      g.items.forEach((it, t) => {
+        const row: FastRow = {
+          ...it,
+          body: fanoutBody(fan.id, t, it.subscriptionId, now, g.fan.tail),
+          seq: 0,
+          attempts: 0,
+          createdAt: now,
+          fan,
+        };
+        const k = g.keys[t];
+        const m = this.moves.get(k);
+        if (m) m.late.push(row);
+        else (byLane.get(k) ?? byLane.set(k, []).get(k)!).push(row);
+      });
+    });
+    // rows of one subscription in one lane, in order (fan-outs are in submission order)
     for (const [k, rows] of byLane) this.lanes.push(k, rows);
-    if (release.length) {
-      try {
-        await this.outbox.release(release);
-      } catch (e) {
-        this.opts.log?.error('releasing notifications failed (they are sent after a restart)', { error: e });
-      }
-    }
-    if (viaTable || release.length) this.kick();
+    if (table.length) this.kick();
   }
 
-  /** Subscriptions in viaTable with nothing left in the table come back to the fast path. */
+  /** Moves a subscription's fan-out targets to outbox rows (see Move). */
+  private async move(k: string, m: Move): Promise<void> {
+    const now = this.clock.now();
+    const rows: MovedRow[] = [];
+    const f = m.failed;
+    let dead = false;
+    if (f) {
+      const attempts = f.row.attempts + 1;
+      dead = attempts >= this.outbox.policy.maxAttempts;
+      rows.push({
+        row: f.row,
+        attempts,
+        state: dead ? 'dead' : 'pending',
+        nextAt: dead ? now : now + backoffDelay(attempts, this.outbox.policy),
+        lastError: f.error.message,
+      });
+    }
+    for (const r of [...m.laneRest, ...m.late]) rows.push({ row: r, attempts: 0, state: 'pending', nextAt: r.nextAt ?? r.createdAt });
+    const fanIds = new Set<number>(rows.map((r) => (r.row as FastRow).fan.id));
+    for (const fan of this.doneBySub.get(k) ?? []) fanIds.add(fan.id);
+    const sep = k.indexOf('\u0000');
+    try {
+      await this.outbox.moveTargets(k.slice(0, sep), k.slice(sep + 1), rows, [...fanIds], now);
+    } catch (e) {
+      // still stored as fan-out targets: sent after a restart; the subscription waits for it
+      this.opts.log?.error('moving notifications to the outbox failed (they are sent after a restart)', { error: e });
+      this.moves.delete(k);
+      return;
+    }
+    this.moves.delete(k);
+    for (const r of rows) this.settleTarget((r.row as FastRow).fan);
+    for (const fan of this.doneBySub.get(k) ?? []) fan.done = fan.done.filter((d) => d !== k);
+    this.doneBySub.delete(k);
+    if (f) {
+      if (dead) {
+        f.result.dead = true;
+        this.opts.log?.warn('notifications dead-lettered', { count: 1 });
+      }
+      this.results.push(f.result);
+    }
+    this.kick();
+    this.scheduleFlush(false);
+  }
+
+  /** Subscriptions in viaTable with nothing left anywhere come back to the fast path. */
   private async recheckViaTable(): Promise<void> {
     this.recheck = false;
     if (this.viaTable.size === 0) return;
-    const keys = [...this.viaTable].map((k) => {
-      const i = k.indexOf('\u0000');
-      return { tenant: k.slice(0, i), subscriptionId: k.slice(i + 1) };
-    });
+    const keys = [...this.viaTable].filter((k) => !this.moves.has(k) && !this.present(k));
+    if (keys.length === 0) return;
     try {
-      const still = new Set((await this.outbox.queuedSubscriptions(keys)).map((q) => keyOf(q.tenant, q.subscriptionId)));
-      for (const k of keys.map((q) => keyOf(q.tenant, q.subscriptionId))) {
-        if (!still.has(k) && this.diverting === 0 && this.lanes.queued(k) === 0) this.viaTable.delete(k);
-      }
+      const still = new Set(
+        (await this.outbox.queuedSubscriptions(keys.map((k) => {
+          const i = k.indexOf('\u0000');
+          return { tenant: k.slice(0, i), subscriptionId: k.slice(i + 1) };
+        }))).map((q) => keyOf(q.tenant, q.subscriptionId)),
+      );
+      for (const k of keys) if (!still.has(k) && !this.moves.has(k)) this.viaTable.delete(k);
     } catch (e) {
       this.opts.log?.error('outbox recheck failed', { error: e });
     }
   }
 
-  private delivered(key: string, row: OutboxRow): void {
+  /** One target of a fan-out is settled (delivered, moved to the table, or dropped). */
+  private settleTarget(fan: Fan): void {
+    if (--fan.remaining > 0) return;
+    this.fanAcks.push(fan.id);
+    for (const d of fan.done) {
+      const set = this.doneBySub.get(d);
+      if (!set) continue;
+      set.delete(fan);
+      if (set.size === 0) this.doneBySub.delete(d);
+    }
+  }
+
+  private delivered(key: string, row: FastRow): void {
     const at = this.clock.now();
-    this.acks.push(row.seq);
-    if (this.viaTable.has(key)) this.ackUnblocks = true;
+    if (row.fan.remaining > 1) {
+      row.fan.done.push(key);
+      let set = this.doneBySub.get(key);
+      if (!set) this.doneBySub.set(key, (set = new Set()));
+      set.add(row.fan);
+    }
+    this.settleTarget(row.fan);
     const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: true, at, latencyMs: at - row.createdAt };
     this.results.push(r);
     this.opts.onResult?.(r);
     this.scheduleFlush(false);
   }
 
-  /** A fast-path failure: the row is rescheduled (or dead-lettered) in the table, the rest released. */
-  private divert(key: string, row: OutboxRow, e: Error, rest: OutboxRow[]): void {
-    this.viaTable.add(key);
-    this.diverting++;
-    const at = this.clock.now();
-    const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: false, at, error: e.message };
+  /** A fast-path send failed: the subscription moves to the table (the failed row with its retry time). */
+  private failed(key: string, row: FastRow, e: Error, rest: FastRow[]): void {
+    const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: false, at: this.clock.now(), error: e.message };
     this.opts.onResult?.(r);
-    (async () => {
-      const [o] = await this.outbox.fail([{ seq: row.seq, attempts: row.attempts, error: e.message ?? String(e) }], at);
-      if (o?.dead) {
-        r.dead = true;
-        this.opts.log?.warn('notifications dead-lettered', { count: 1 });
-      }
-      await this.outbox.release(rest.map((x) => x.seq));
-    })()
-      .catch((err) => this.opts.log?.error('recording a failed notification failed (it is sent again after a restart)', { error: err }))
-      .finally(() => {
-        this.results.push(r);
-        this.diverting--;
-        this.kick();
-        this.scheduleFlush(false);
-      });
+    this.viaTable.add(key);
+    let m = this.moves.get(key);
+    if (!m) this.moves.set(key, (m = { laneRest: [], late: [], ready: false }));
+    m.failed = { row, error: e, result: r };
+    m.laneRest = rest;
+    m.ready = true;
+    void this.commit();
+  }
+
+  private spilled(key: string, rest: FastRow[]): void {
+    const m = this.moves.get(key);
+    if (!m) return;
+    m.laneRest = rest;
+    m.ready = true;
+    if (!this.committing) void this.commit();
   }
 
   /**
-   * Acknowledgements and outcomes are written in batches: at once when no send is in flight
+   * Fan-out deletes and outcomes are written in batches: at once when no send is in flight
    * (`now`, or an idle() waiter), else deletes at most every ackEveryMs and counter updates at
    * most every resultsEveryMs (one statement each, whatever the number of rows).
    */
   private scheduleFlush(now: boolean): void {
     if (this.flushing) return; // flush() looks again when it is done
-    if (this.acks.length === 0 && this.results.length === 0) {
+    if (this.fanAcks.length === 0 && this.results.length === 0) {
       this.wakeIdle();
       return;
     }
@@ -324,7 +468,7 @@ export class Dispatcher {
       void this.flush(true);
       return;
     }
-    const wait = this.acks.length > 0 ? this.opts.ackEveryMs ?? 20 : Math.max(0, this.lastResults + (this.opts.resultsEveryMs ?? 500) - Date.now());
+    const wait = this.fanAcks.length > 0 ? this.opts.ackEveryMs ?? 20 : Math.max(0, this.lastResults + (this.opts.resultsEveryMs ?? 2000) - Date.now());
     const at = Date.now() + wait;
     if (this.flushTimer && this.flushAt <= at) return;
     this.clearFlushTimer();
@@ -340,26 +484,22 @@ export class Dispatcher {
     this.flushTimer = undefined;
   }
 
-  /** Writes the pending acknowledgements, and the outcomes when `all` or when they are due. */
+  /** Deletes the finished fan-out rows, and writes the outcomes when `all` or when they are due. */
   private async flush(all: boolean): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
       do {
-        const acks = this.acks.splice(0);
-        const unblocks = this.ackUnblocks;
-        this.ackUnblocks = false;
+        const acks = this.fanAcks.splice(0);
         if (acks.length) {
           try {
-            await this.outbox.ack(acks);
+            await this.outbox.deleteFanouts(acks);
           } catch (e) {
-            // the rows stay claimed: sent again after a restart (at-least-once)
+            // the rows stay: their targets are sent again after a restart (at-least-once)
             this.opts.log?.error('acknowledging notifications failed', { error: e });
           }
-          // claims of subscriptions on the claim path waited for these rows to go
-          if (unblocks) this.kick();
         }
-        if (this.results.length > 0 && (all || Date.now() - this.lastResults >= (this.opts.resultsEveryMs ?? 500))) {
+        if (this.results.length > 0 && (all || Date.now() - this.lastResults >= (this.opts.resultsEveryMs ?? 2000))) {
           const rs = this.results.splice(0);
           this.lastResults = Date.now();
           try {
@@ -368,7 +508,7 @@ export class Dispatcher {
             this.opts.log?.error('recording notification outcomes failed', { error: e });
           }
         }
-      } while (all && (this.acks.length > 0 || this.results.length > 0));
+      } while (all && (this.fanAcks.length > 0 || this.results.length > 0));
     } finally {
       this.flushing = false;
       this.scheduleFlush(false);

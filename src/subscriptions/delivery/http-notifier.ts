@@ -26,31 +26,65 @@ export class HttpNotifier implements Notifier {
     return p;
   }
 
-  async send(msg: OutboxRow): Promise<void> {
-    let url: URL;
-    try {
-      url = new URL(msg.endpoint);
-    } catch {
-      throw new DeliveryError(`invalid endpoint ${msg.endpoint}`);
-    }
-    const timeout = msg.timeoutMs ?? this.opts.defaultTimeoutMs ?? 10_000;
-    try {
-      const res = await this.pool(url.origin).request({
-        method: 'POST',
-        path: url.pathname + url.search,
-        headers: { ...msg.headers, 'user-agent': this.opts.userAgent ?? 'urbis-notifier' },
-        body: msg.body,
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-      });
-      await res.body.dump();
-      if (res.statusCode < 200 || res.statusCode >= 300) {
-        throw new DeliveryError(`HTTP ${res.statusCode} from ${url.origin}${url.pathname}`, res.statusCode);
+  /** parsed endpoints (a notification's endpoint is one of few, parsing it per send is waste) */
+  private targets = new Map<string, { origin: string; path: string } | DeliveryError>();
+  /** request headers per stored headers object (the same object for every row of a subscription) */
+  private headerSets = new WeakMap<Record<string, string>, Record<string, string>>();
+
+  private target(endpoint: string): { origin: string; path: string } {
+    let t = this.targets.get(endpoint);
+    if (!t) {
+      try {
+        const url = new URL(endpoint);
+        t = { origin: url.origin, path: url.pathname + url.search };
+      } catch {
+        t = new DeliveryError(`invalid endpoint ${endpoint}`);
       }
-    } catch (e) {
-      if (e instanceof DeliveryError) throw e;
-      throw new DeliveryError(`${(e as Error).name}: ${(e as Error).message}`);
+      if (this.targets.size > 10_000) this.targets.clear();
+      this.targets.set(endpoint, t);
     }
+    if (t instanceof DeliveryError) throw t;
+    return t;
+  }
+
+  /**
+   * One POST through the pool's dispatch API with a minimal handler: the response body is
+   * discarded as it arrives, without the stream objects of `request()` (a notification's answer
+   * carries nothing we need, and this is the hot path of the fan-out).
+   */
+  send(msg: OutboxRow): Promise<void> {
+    let t: { origin: string; path: string };
+    try {
+      t = this.target(msg.endpoint);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    let headers = this.headerSets.get(msg.headers);
+    if (!headers) this.headerSets.set(msg.headers, (headers = { ...msg.headers, 'user-agent': this.opts.userAgent ?? 'urbis-notifier' }));
+    const timeout = msg.timeoutMs ?? this.opts.defaultTimeoutMs ?? 10_000;
+    return new Promise<void>((resolve, reject) => {
+      let status = 0;
+      this.pool(t.origin).dispatch(
+        { method: 'POST', path: t.path, headers, body: msg.body, headersTimeout: timeout, bodyTimeout: timeout },
+        {
+          onConnect() {},
+          onHeaders(statusCode: number) {
+            status = statusCode;
+            return true;
+          },
+          onData() {
+            return true;
+          },
+          onComplete() {
+            if (status >= 200 && status < 300) resolve();
+            else reject(new DeliveryError(`HTTP ${status} from ${t.origin}${t.path.split('?')[0]}`, status));
+          },
+          onError(e: Error) {
+            reject(e instanceof DeliveryError ? e : new DeliveryError(`${e.name}: ${e.message}`));
+          },
+        },
+      );
+    });
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,8 @@ export interface LaneCallbacks {
    * back with it, in order: the dispatcher moves the subscription to the claim path.
    */
   failed(key: string, row: OutboxRow, error: Error, rest: OutboxRow[]): void;
+  /** after spill(): the lane is gone, `rest` (not attempted) is handed back in order */
+  spilled(key: string, rest: OutboxRow[]): void;
   /** no send is in flight any more */
   quiet(): void;
 }
@@ -25,6 +27,8 @@ interface Lane {
   /** index of the next row to send */
   next: number;
   busy: boolean;
+  /** hand the rest back once the send in flight is done */
+  spill?: boolean;
 }
 
 export class Lanes {
@@ -55,13 +59,29 @@ export class Lanes {
     if (!l.busy) this.send(key, l);
   }
 
-  /** Drops a subscription's lane (deleted subscription); what is in flight finishes. */
-  drop(key: string): void {
+  /**
+   * Ends a subscription's lane: no further send; once the send in flight (if any) is done,
+   * `spilled` gets the rows that were not attempted (at once when nothing is in flight).
+   */
+  spill(key: string): void {
     const l = this.lanes.get(key);
-    if (!l) return;
-    l.rows.length = 0;
+    if (!l) {
+      this.cb.spilled(key, []);
+      return;
+    }
+    l.spill = true;
+    if (!l.busy) this.send(key, l);
+  }
+
+  /** Drops a subscription's lane (deleted subscription) and returns the rows not attempted. */
+  drop(key: string): OutboxRow[] {
+    const l = this.lanes.get(key);
+    if (!l) return [];
+    const rest = l.rows.slice(l.next);
+    l.rows = [];
     l.next = 0;
     if (!l.busy) this.lanes.delete(key);
+    return rest;
   }
 
   /** No new sends; rows left in lanes stay claimed in the table and come back on restart. */
@@ -74,6 +94,15 @@ export class Lanes {
   }
 
   private send(key: string, l: Lane): void {
+    if (l.spill) {
+      const rest = l.rows.slice(l.next);
+      l.rows = [];
+      l.next = 0;
+      l.busy = false;
+      if (this.lanes.get(key) === l) this.lanes.delete(key);
+      this.cb.spilled(key, rest);
+      return;
+    }
     if (this.stopped || l.next >= l.rows.length) {
       l.busy = false;
       if (l.next >= l.rows.length && this.lanes.get(key) === l) this.lanes.delete(key);

@@ -34,7 +34,69 @@ CREATE INDEX IF NOT EXISTS notification_outbox_sub ON notification_outbox (tenan
 CREATE INDEX IF NOT EXISTS notification_outbox_dead ON notification_outbox (tenant, subscription_id) WHERE state = 'dead';
 `,
   },
+  {
+    // fast path: one row per change and rendering with the subscriptions still to notify
+    version: 2,
+    sql: `
+CREATE TABLE IF NOT EXISTS notification_fanout (
+  id bigserial PRIMARY KEY,
+  tenant text NOT NULL,
+  headers jsonb NOT NULL,
+  tail text NOT NULL,
+  targets jsonb NOT NULL,
+  created_at bigint NOT NULL
+);
+`,
+  },
 ];
+
+/**
+ * The part of a notification body after its head (id, type, subscriptionId, notifiedAt): `data`
+ * and, for application/ld+json, `@context`, up to the closing brace. Items that share one object
+ * (and equal headers) are stored as one fan-out row by the dispatcher's fast path.
+ */
+export interface SharedBody {
+  tail: string;
+}
+
+/**
+ * The body of a fan-out target. The notification id is made of the fan-out row's id and the
+ * target's position, so a notification sent again after a restart keeps its id and notifiedAt.
+ */
+export function fanoutBody(fanoutId: number, k: number, subscriptionId: string, createdAt: number, tail: string): string {
+  return `{"id":"urn:ngsi-ld:Notification:${fanoutId}-${k}","type":"Notification","subscriptionId":${JSON.stringify(subscriptionId)},"notifiedAt":"${new Date(createdAt).toISOString()}"${tail}`;
+}
+
+/** One subscription of a fan-out row. */
+export interface FanoutTarget {
+  subscriptionId: string;
+  endpoint: string;
+  notifierInfo?: { key: string; value: string }[];
+  timeoutMs?: number;
+}
+
+/**
+ * A fan-out row: one change rendered alike for several subscriptions of a tenant (same headers),
+ * stored once with the list of subscriptions still to notify.
+ */
+export interface FanoutItem {
+  tenant: string;
+  headers: Record<string, string>;
+  tail: string;
+  targets: FanoutTarget[];
+}
+
+/** stored target: [position, subscriptionId, endpoint, notifierInfo, timeoutMs] */
+type StoredTarget = [number, string, string, { key: string; value: string }[] | null, number | null];
+
+/** An outbox row to write with its delivery state (a fan-out target moved to the table). */
+export interface MovedRow {
+  row: OutboxRow;
+  attempts: number;
+  state: 'pending' | 'dead';
+  nextAt: number;
+  lastError?: string;
+}
 
 export interface OutboxItem {
   tenant: string;
@@ -42,8 +104,13 @@ export interface OutboxItem {
   /** endpoint URI (http, https, mqtt, mqtts) */
   endpoint: string;
   headers: Record<string, string>;
-  /** serialized notification body */
-  body: string;
+  /** serialized notification body, or: */
+  body?: string;
+  /**
+   * or the body after its head, shared with the other items that have the same object: the fast
+   * path stores such items as one fan-out row (see SharedBody)
+   */
+  shared?: SharedBody;
   notifierInfo?: { key: string; value: string }[];
   timeoutMs?: number;
   /** epoch ms before which the row is not sent (throttling); default: the enqueue time */
@@ -51,6 +118,8 @@ export interface OutboxItem {
 }
 
 export interface OutboxRow extends OutboxItem {
+  /** the whole body (composed from the shared tail for such rows) */
+  body: string;
   seq: number;
   attempts: number;
   createdAt: number;
@@ -81,8 +150,8 @@ interface Raw {
   tenant: string;
   subscription_id: string;
   endpoint: string;
-  headers: Record<string, string>;
-  body: string;
+  headers: Record<string, string> | null;
+  body: string | null;
   notifier_info: { key: string; value: string }[] | null;
   timeout_ms: number | null;
   attempts: number;
@@ -94,8 +163,8 @@ const toRow = (r: Raw): OutboxRow => ({
   tenant: r.tenant,
   subscriptionId: r.subscription_id,
   endpoint: r.endpoint,
-  headers: r.headers,
-  body: r.body,
+  headers: r.headers ?? {},
+  body: r.body ?? '{}',
   notifierInfo: r.notifier_info ?? undefined,
   timeoutMs: r.timeout_ms ?? undefined,
   attempts: r.attempts,
@@ -128,6 +197,15 @@ export class Outbox {
    * query, and a restart (`recover()`) puts it back in the queue if it was not acknowledged.
    */
   async enqueue(items: OutboxItem[], now: number, db: Db = this.db, leaseUntil?: (number | undefined)[]): Promise<number[]> {
+    return this.insertRows(items, now, db, { leaseUntil });
+  }
+
+  private async insertRows(
+    items: OutboxItem[],
+    now: number,
+    db: Db,
+    o: { leaseUntil?: (number | undefined)[]; attempts?: number[]; dead?: boolean[]; lastError?: (string | undefined)[] } = {},
+  ): Promise<number[]> {
     const seqs: number[] = [];
     const CHUNK = 5000;
     for (let i = 0; i < items.length; i += CHUNK) {
@@ -136,10 +214,13 @@ export class Outbox {
       // parallel arrays + unnest: cheaper to encode and parse than one JSON document per row
       const r = await db.query<{ seqs: string | null }>(
         `WITH ins AS (
-           INSERT INTO notification_outbox (tenant, subscription_id, endpoint, headers, body, notifier_info, timeout_ms, next_at, created_at, state, lease_until)
-           SELECT t, s, e, h::jsonb, b, ni::jsonb, tm, COALESCE(na, $10::bigint), $10::bigint, CASE WHEN lu IS NULL THEN 'pending' ELSE 'inflight' END, lu
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::bigint[])
-                WITH ORDINALITY AS x(t, s, e, h, b, ni, tm, na, lu, ord)
+           INSERT INTO notification_outbox (tenant, subscription_id, endpoint, headers, body, notifier_info, timeout_ms, next_at, created_at, state,
+                                            lease_until, attempts, last_error)
+           SELECT t, s, e, h::jsonb, b, ni::jsonb, tm, COALESCE(na, $10::bigint), $10::bigint,
+                  CASE WHEN dd THEN 'dead' WHEN lu IS NULL THEN 'pending' ELSE 'inflight' END, lu, COALESCE(at, 0), le
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bigint[], $9::bigint[],
+                       $11::int[], $12::boolean[], $13::text[])
+                WITH ORDINALITY AS x(t, s, e, h, b, ni, tm, na, lu, at, dd, le, ord)
            ORDER BY ord
            RETURNING seq)
          SELECT string_agg(seq::text, ',' ORDER BY seq) AS seqs FROM ins`,
@@ -147,19 +228,125 @@ export class Outbox {
           col((it) => it.tenant),
           col((it) => it.subscriptionId),
           col((it) => it.endpoint),
-          col((it) => JSON.stringify(it.headers)),
-          col((it) => it.body),
+          col((it) => this.headersJson(it.headers)),
+          col((it) => it.body ?? `{"type":"Notification"${it.shared?.tail ?? '}'}`),
           col((it) => (it.notifierInfo ? JSON.stringify(it.notifierInfo) : null)),
           col((it) => it.timeoutMs ?? null),
           col((it) => it.nextAt ?? null),
-          col((_it, k) => leaseUntil?.[k] ?? null),
+          col((_it, k) => o.leaseUntil?.[k] ?? null),
           now,
+          col((_it, k) => o.attempts?.[k] ?? null),
+          col((_it, k) => o.dead?.[k] ?? false),
+          col((_it, k) => o.lastError?.[k]?.slice(0, 500) ?? null),
         ],
       );
       // one statement numbers its rows in insertion (= item) order
       for (const s of (r[0]?.seqs ?? '').split(',')) if (s) seqs.push(Number(s));
     }
     return seqs;
+  }
+
+  /** JSON of a headers object (the same object for all items of a subscription: serialized once) */
+  private headerJson = new WeakMap<Record<string, string>, string>();
+  private headersJson(h: Record<string, string>): string {
+    let j = this.headerJson.get(h);
+    if (j === undefined) this.headerJson.set(h, (j = JSON.stringify(h)));
+    return j;
+  }
+
+  // ---- fan-out rows (dispatcher fast path) ------------------------------------------------------
+
+  /** Stores fan-out rows in one statement; returns their ids in order. */
+  async insertFanouts(fans: FanoutItem[], now: number, db: Db = this.db): Promise<number[]> {
+    if (fans.length === 0) return [];
+    const r = await db.query<{ ids: string | null }>(
+      `WITH ins AS (
+         INSERT INTO notification_fanout (tenant, headers, tail, targets, created_at)
+         SELECT t, h::jsonb, tl, tg::jsonb, $5::bigint
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS x(t, h, tl, tg, ord)
+         ORDER BY ord
+         RETURNING id)
+       SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ins`,
+      [
+        fans.map((f) => f.tenant),
+        fans.map((f) => this.headersJson(f.headers)),
+        fans.map((f) => f.tail),
+        fans.map((f) =>
+          JSON.stringify(f.targets.map((t, k): StoredTarget => [k, t.subscriptionId, t.endpoint, t.notifierInfo ?? null, t.timeoutMs ?? null])),
+        ),
+        now,
+      ],
+    );
+    return (r[0]?.ids ?? '').split(',').filter(Boolean).map(Number);
+  }
+
+  /** Every target of these fan-out rows was delivered (or moved to the table). */
+  async deleteFanouts(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.query('DELETE FROM notification_fanout WHERE id = ANY($1::bigint[])', [ids]);
+  }
+
+  /**
+   * Moves a subscription's fan-out targets to the table, in one transaction: `rows` become outbox
+   * rows (in order, with their delivery state) and the subscription leaves the targets of
+   * `fanoutIds` (those rows, and the fan-outs it was already delivered from). Returns the seqs.
+   */
+  async moveTargets(tenant: string, subscriptionId: string, rows: MovedRow[], fanoutIds: number[], now: number): Promise<number[]> {
+    return this.db.tx(async (t) => {
+      const seqs = await this.insertRows(
+        rows.map((m) => ({ ...m.row, nextAt: m.nextAt })),
+        now,
+        t,
+        { attempts: rows.map((m) => m.attempts), dead: rows.map((m) => m.state === 'dead'), lastError: rows.map((m) => m.lastError) },
+      );
+      await this.dropTargets(t, tenant, subscriptionId, fanoutIds);
+      return seqs;
+    });
+  }
+
+  private async dropTargets(db: Db, tenant: string, subscriptionId: string, fanoutIds?: number[]): Promise<void> {
+    if (fanoutIds && fanoutIds.length === 0) return;
+    await db.query(
+      `UPDATE notification_fanout f
+       SET targets = (SELECT COALESCE(jsonb_agg(x.t ORDER BY x.o), '[]'::jsonb) FROM jsonb_array_elements(f.targets) WITH ORDINALITY AS x(t, o)
+                      WHERE x.t->>1 <> $2)
+       WHERE f.tenant = $1 AND ($3::bigint[] IS NULL OR f.id = ANY($3::bigint[]))`,
+      [tenant, subscriptionId, fanoutIds ?? null],
+    );
+  }
+
+  /**
+   * Start-up: the targets of fan-out rows left by the previous run become outbox rows (pending,
+   * in order of their fan-out row), in one transaction. A target delivered before the crash but
+   * not yet acknowledged here is sent again (at-least-once).
+   */
+  async expandFanouts(): Promise<number> {
+    return this.db.tx(async (t) => {
+      const fans = await t.query<{ id: string; tenant: string; headers: Record<string, string>; tail: string; targets: StoredTarget[]; created_at: string }>(
+        'SELECT id, tenant, headers, tail, targets, created_at FROM notification_fanout ORDER BY id',
+      );
+      if (fans.length === 0) return 0;
+      const items: OutboxItem[] = [];
+      for (const f of fans) {
+        const id = Number(f.id);
+        const at = Number(f.created_at);
+        for (const [k, sub, endpoint, ni, tm] of f.targets) {
+          items.push({
+            tenant: f.tenant,
+            subscriptionId: sub,
+            endpoint,
+            headers: f.headers,
+            body: fanoutBody(id, k, sub, at, f.tail),
+            notifierInfo: ni ?? undefined,
+            timeoutMs: tm ?? undefined,
+            nextAt: at,
+          });
+        }
+      }
+      await this.insertRows(items, Date.now(), t);
+      await t.query('DELETE FROM notification_fanout WHERE id = ANY($1::bigint[])', [fans.map((f) => Number(f.id))]);
+      return items.length;
+    });
   }
 
   /**
@@ -277,10 +464,13 @@ export class Outbox {
     return rows.map((r) => ({ tenant: r.tenant, subscriptionId: r.subscription_id }));
   }
 
+  /** Notifications not delivered yet (outbox rows other than dead letters, and fan-out targets). */
   async pendingCount(tenant?: string, subscriptionId?: string): Promise<number> {
     const r = await this.db.query<{ n: string }>(
-      `SELECT count(*) AS n FROM notification_outbox WHERE state <> 'dead'
-         AND ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR subscription_id = $2)`,
+      `SELECT (SELECT count(*) FROM notification_outbox WHERE state <> 'dead'
+                 AND ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR subscription_id = $2))
+            + (SELECT count(*) FROM notification_fanout f, jsonb_array_elements(f.targets) t
+                 WHERE ($1::text IS NULL OR f.tenant = $1) AND ($2::text IS NULL OR t->>1 = $2)) AS n`,
       [tenant ?? null, subscriptionId ?? null],
     );
     return Number(r[0].n);
@@ -307,5 +497,6 @@ export class Outbox {
   /** Drops everything queued for a subscription (it was deleted). */
   async purge(tenant: string, subscriptionId: string): Promise<void> {
     await this.db.query('DELETE FROM notification_outbox WHERE tenant = $1 AND subscription_id = $2', [tenant, subscriptionId]);
+    await this.dropTargets(this.db, tenant, subscriptionId);
   }
 }

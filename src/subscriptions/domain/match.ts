@@ -42,8 +42,17 @@ export function entityInScope(sub: Subscription, id: string, types: readonly str
   return sub.entities.some((s) => selectorMatches(s, id, types));
 }
 
-/** Splits an event's changed attributes into created / updated / deleted. */
+/** classifyChanges per event: an event is matched against many subscriptions, the split is the same */
+const classified = new WeakMap<ChangeEvent, { created: string[]; updated: string[]; deleted: string[] }>();
+
+/** Splits an event's changed attributes into created / updated / deleted (do not modify the result). */
 export function classifyChanges(ev: ChangeEvent): { created: string[]; updated: string[]; deleted: string[] } {
+  let c = classified.get(ev);
+  if (!c) classified.set(ev, (c = classify(ev)));
+  return c;
+}
+
+function classify(ev: ChangeEvent): { created: string[]; updated: string[]; deleted: string[] } {
   const before = ev.before?.attrs ?? {};
   const after = ev.after?.attrs ?? {};
   if (ev.kind === 'create') return { created: Object.keys(after), updated: [], deleted: [] };

@@ -161,14 +161,14 @@ export function notificationData(data: Record<string, unknown>[], accept: Accept
 }
 
 /**
- * The serialized notification, from an already serialized `data` member (`JSON.stringify` of
- * `notificationData(...)`): the same JSON as `JSON.stringify(notificationBody(...))`, but the data
- * of one change is serialized once for all the subscriptions that render it alike.
+ * The serialized notification after its head (id, type, subscriptionId, notifiedAt), from an
+ * already serialized `data` member (`JSON.stringify(notificationData(...))`): `,"data":...` and the
+ * body @context for ld+json, with the closing brace. Head + tail is the JSON of notificationBody;
+ * the data of one change is serialized once for all subscriptions that render it alike.
  */
-export function notificationJson(opts: { id: string; subscriptionId: string; notifiedAt: string; accept: Accept; context?: unknown }, dataJson: string): string {
-  const head = JSON.stringify({ id: opts.id, type: 'Notification', subscriptionId: opts.subscriptionId, notifiedAt: opts.notifiedAt });
-  const ctx = opts.accept === 'application/ld+json' && opts.context !== undefined ? `,"@context":${JSON.stringify(opts.context)}` : '';
-  return `${head.slice(0, -1)},"data":${dataJson}${ctx}}`;
+export function notificationTail(dataJson: string, accept: Accept, context?: unknown): string {
+  const ctx = accept === 'application/ld+json' && context !== undefined ? `,"@context":${JSON.stringify(context)}` : '';
+  return `,"data":${dataJson}${ctx}}`;
 }
 
 /** A rendered entity as a GeoJSON Feature (6.3.15), geometry from `location` (or null). */
