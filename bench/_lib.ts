@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -8,7 +8,8 @@ import { join } from 'node:path';
 export async function startBroker(env: Record<string, string>, core = '0'): Promise<{ url: string; proc: ChildProcess; stop(): Promise<void>; dataDir: string }> {
   const port = 18000 + Math.floor(Math.random() * 2000);
   const dataDir = mkdtempSync(join(tmpdir(), 'urbis-bench-'));
-  const args = ['--import', 'tsx', 'src/main.ts'];
+  // BENCH_BROKER_NODE_ARGS: extra node flags for the broker process, e.g. "--cpu-prof --cpu-prof-dir=prof"
+  const args = [...(process.env.BENCH_BROKER_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'src/main.ts'];
   const useTaskset = spawnSync('which', ['taskset']).status === 0;
   const cmd = useTaskset ? 'taskset' : process.execPath;
   const full = useTaskset ? ['-c', core, process.execPath, ...args] : args;
@@ -83,3 +84,40 @@ export function table(rows: Record<string, string | number>[]): void {
 }
 
 export const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : '-');
+
+/**
+ * CPU seconds used so far by processes, grouped: the given pids by label, every other process by
+ * its name (postgres, wrk, kworker...). Two snapshots around a run show where the time went.
+ */
+export function cpuSnapshot(pids: Record<string, number> = {}): Map<string, number> {
+  const byPid = new Map(Object.entries(pids).map(([label, pid]) => [String(pid), label]));
+  const m = new Map<string, number>();
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return m; // no procfs (not Linux)
+  }
+  for (const d of dirs) {
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\/.*/, '');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      const key = byPid.get(d) ?? name;
+      m.set(key, (m.get(key) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    } catch {
+      /* the process ended meanwhile */
+    }
+  }
+  return m;
+}
+
+/** CPU use between two snapshots as "label 97%, postgres 80%, ..." (share of one core), top `n`. */
+export function cpuDelta(a: Map<string, number>, b: Map<string, number>, seconds: number, n = 4): string {
+  const d: [string, number][] = [];
+  for (const [k, v] of b) {
+    const x = v - (a.get(k) ?? 0);
+    if (x > 0) d.push([k, x]);
+  }
+  return d.sort((p, q) => q[1] - p[1]).slice(0, n).map(([k, x]) => `${k} ${Math.round((100 * x) / seconds)}%`).join(', ');
+}

@@ -9,6 +9,8 @@ import { bboxOf } from '../geo/index.ts';
 
 interface Row {
   id: string;
+  /** xmin of the row version read (see versionOf) */
+  xv?: string;
   types: string[];
   scopes: string[] | null;
   created_at: string;
@@ -18,11 +20,25 @@ interface Row {
 }
 
 const COLS = 'id, types, scopes, created_at, modified_at, attrs, expires_at';
+/** COLS plus the row version; `xmin` changes with every write of a row, whoever writes it */
+const RCOLS = COLS + ', xmin::text AS xv';
+
+/**
+ * Row version (PostgreSQL `xmin`, the id of the transaction that wrote it) of entity objects this
+ * process read or wrote. A write locks its rows reading only (id, xmin) and takes the before-image
+ * from the entity cache when the versions match, instead of transferring and parsing every row
+ * (the larger part of a batch upsert's cost); any mismatch, e.g. another node's write, reads the row.
+ */
+const versions = new WeakMap<StoredEntity, string>();
+export function versionOf(e: StoredEntity): string | undefined {
+  return versions.get(e);
+}
 
 export function fromRow(r: Row): StoredEntity {
   const e: StoredEntity = { id: r.id, type: r.types, createdAt: r.created_at, modifiedAt: r.modified_at, attrs: r.attrs };
   if (r.scopes && r.scopes.length) e.scope = r.scopes;
   if (r.expires_at) e.expiresAt = r.expires_at;
+  if (r.xv) versions.set(e, r.xv);
   return e;
 }
 
@@ -51,6 +67,8 @@ const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], sco
 const WCOLS = COLS + ', attr_names, loc_bbox';
 
 const LOCATION_IRI = 'https://uri.etsi.org/ngsi-ld/location';
+/** rows per statement above which an unlocked write is split across connections (PostgreSQL) */
+const PARALLEL_CHUNK = 300;
 
 /** Identity of an entity's geometries other than `location` (inline): equal keys mean the entity_geo rows are still right. */
 function geoKey(e: StoredEntity | undefined): string {
@@ -102,7 +120,7 @@ export class EntityRepository {
   }
 
   async get(tenant: string, id: string, db: Db = this.db, forUpdate = false): Promise<StoredEntity | null> {
-    const r = await db.query<Row>(`SELECT ${COLS} FROM entities WHERE tenant = $1 AND id = $2${forUpdate ? ' FOR UPDATE' : ''}`, [tenant, id]);
+    const r = await db.query<Row>(`SELECT ${RCOLS} FROM entities WHERE tenant = $1 AND id = $2${forUpdate ? ' FOR UPDATE' : ''}`, [tenant, id]);
     return r.length ? fromRow(r[0]) : null;
   }
 
@@ -110,8 +128,26 @@ export class EntityRepository {
     const m = new Map<string, StoredEntity>();
     if (ids.length === 0) return m;
     // locks are taken in id order so that concurrent batches cannot deadlock
-    const r = await db.query<Row>(`SELECT ${COLS} FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY id${forUpdate ? ' FOR UPDATE' : ''}`, [tenant, ids]);
+    const r = await db.query<Row>(`SELECT ${RCOLS} FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY id${forUpdate ? ' FOR UPDATE' : ''}`, [tenant, ids]);
     for (const row of r) m.set(row.id, fromRow(row));
+    return m;
+  }
+
+  /**
+   * Locks the existing rows among `ids` (in id order, so concurrent writers cannot deadlock) and
+   * returns their current versions: from `cached` when its row version matches, read otherwise.
+   */
+  async lockMany(db: Db, tenant: string, ids: string[], cached: (id: string) => StoredEntity | undefined): Promise<Map<string, StoredEntity>> {
+    const m = new Map<string, StoredEntity>();
+    if (ids.length === 0) return m;
+    const rows = await db.query<{ id: string; xv: string }>('SELECT id, xmin::text AS xv FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE', [tenant, ids]);
+    const missed: string[] = [];
+    for (const r of rows) {
+      const c = cached(r.id);
+      if (c && versions.get(c) === r.xv) m.set(r.id, c);
+      else missed.push(r.id);
+    }
+    if (missed.length) for (const [id, e] of await this.getMany(tenant, missed, db)) m.set(id, e);
     return m;
   }
 
@@ -122,11 +158,12 @@ export class EntityRepository {
     await this.ensureTenant(db, tenant);
     // an expired transient entity no longer exists: its id may be created again
     await db.query('DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) AND expires_at IS NOT NULL AND expires_at::timestamptz <= now()', [tenant, entities.map((e) => e.id)]);
-    const r = await db.query<{ id: string }>(
-      `INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET} ON CONFLICT (tenant, id) DO NOTHING RETURNING id`,
+    const r = await db.query<{ id: string; xv: string }>(
+      `INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET} ON CONFLICT (tenant, id) DO NOTHING RETURNING id, xmin::text AS xv`,
       [tenant, JSON.stringify(entities.map(toRecord))],
     );
     const ok = new Set(r.map((x) => x.id));
+    if (r.length) for (const e of entities) if (ok.has(e.id)) versions.set(e, r[0].xv);
     await this.writeGeo(db, tenant, entities.filter((e) => ok.has(e.id)));
     return ok;
   }
@@ -141,13 +178,16 @@ export class EntityRepository {
     this.noteWrites(before ? entities.filter((e) => !before.has(e.id)).length : entities.length);
     entities = [...entities].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     await this.ensureTenant(db, tenant);
-    await db.query(
-      `INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET}
+    // every row written by one transaction carries its id as xmin: one row back is enough
+    const r = await db.query<{ xv: string }>(
+      `WITH w AS (INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET}
        ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
          created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs, expires_at = EXCLUDED.expires_at,
-         attr_names = EXCLUDED.attr_names, loc_bbox = EXCLUDED.loc_bbox`,
+         attr_names = EXCLUDED.attr_names, loc_bbox = EXCLUDED.loc_bbox
+       RETURNING xmin) SELECT xmin::text AS xv FROM w LIMIT 1`,
       [tenant, JSON.stringify(entities.map(toRecord))],
     );
+    if (r.length) for (const e of entities) versions.set(e, r[0].xv);
     await this.writeGeo(db, tenant, before ? entities.filter((e) => geoKey(e) !== geoKey(before.get(e.id))) : entities);
   }
 
@@ -156,6 +196,75 @@ export class EntityRepository {
     const r = await db.query<Row>(`DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) RETURNING ${COLS}`, [tenant, ids]);
     await db.query('DELETE FROM entity_geo WHERE tenant = $1 AND entity_id = ANY($2::text[])', [tenant, ids]);
     return r.map(fromRow);
+  }
+
+  hasVersion(e: StoredEntity): boolean {
+    return versions.has(e);
+  }
+
+  /** True when `a` and `b` have the same GeoProperties other than `location` (entity_geo rows stay right). */
+  sameOtherGeo(a: StoredEntity, b: StoredEntity): boolean {
+    return geoKey(a) === geoKey(b);
+  }
+
+  /**
+   * Writes without a transaction or lock query, in one statement (autocommit on the pool):
+   * `updates` overwrite existing rows, each only if its row is still the version `before` was read
+   * at; `inserts` create rows that do not exist. Returns what was written; the rest changed
+   * meanwhile, was deleted, or exists, and is left untouched for the caller's locked path. Rows
+   * waiting on a concurrent writer's lock are re-checked after it commits: no lost update.
+   * Only for entities whose GeoProperties other than `location` need no entity_geo change.
+   */
+  async writeUnlocked(db: Db, tenant: string, updates: { before: StoredEntity; after: StoredEntity }[], inserts: StoredEntity[] = []): Promise<{ updated: Set<string>; inserted: Set<string> }> {
+    const updated = new Set<string>();
+    const inserted = new Set<string>();
+    if (updates.length === 0 && inserts.length === 0) return { updated, inserted };
+    if (inserts.length) await this.ensureTenant(db, tenant);
+    const n = updates.length + inserts.length;
+    if (db.kind === 'postgres' && n > 2 * PARALLEL_CHUNK) {
+      // no transaction spans the rows, so a large batch is written as chunks on several
+      // connections at once: the server parses and indexes them on all its cores
+      const k = Math.min(4, Math.ceil(n / PARALLEL_CHUNK));
+      const parts = await Promise.all(
+        Array.from({ length: k }, (_, j) =>
+          this.writeUnlocked(db, tenant, updates.slice(Math.floor((j * updates.length) / k), Math.floor(((j + 1) * updates.length) / k)), inserts.slice(Math.floor((j * inserts.length) / k), Math.floor(((j + 1) * inserts.length) / k))),
+        ),
+      );
+      for (const p of parts) {
+        for (const id of p.updated) updated.add(id);
+        for (const id of p.inserted) inserted.add(id);
+      }
+      return { updated, inserted };
+    }
+    const ups = updates.map(({ before, after }) => ({ ...toRecord(after), xv: versions.get(before) }));
+    const r = await db.query<{ id: string; xv: string; op: string }>(
+      `WITH u AS (
+         UPDATE entities AS t SET types = x.types, scopes = x.scopes, created_at = x.created_at, modified_at = x.modified_at, attrs = x.attrs,
+           expires_at = x.expires_at, attr_names = x.attr_names, loc_bbox = x.loc_bbox
+         FROM jsonb_to_recordset($2::jsonb) AS x(id text, xv text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text, attr_names text[], loc_bbox box)
+         WHERE t.tenant = $1 AND t.id = x.id AND t.xmin = x.xv::xid
+         RETURNING t.id, t.xmin),
+       i AS (
+         INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET.replace('$2', '$3')}
+         ON CONFLICT (tenant, id) DO NOTHING
+         RETURNING id, xmin)
+       SELECT id, xmin::text AS xv, 'u' AS op FROM u UNION ALL SELECT id, xmin::text, 'i' FROM i`,
+      [tenant, JSON.stringify(ups), JSON.stringify(inserts.map(toRecord))],
+    );
+    const byId = new Map<string, StoredEntity>();
+    for (const u of updates) byId.set(u.after.id, u.after);
+    for (const e of inserts) byId.set(e.id, e);
+    for (const row of r) {
+      (row.op === 'u' ? updated : inserted).add(row.id);
+      versions.set(byId.get(row.id)!, row.xv);
+    }
+    this.noteWrites(inserted.size);
+    return { updated, inserted };
+  }
+
+  /** True when the entity has GeoProperties other than `location` (indexed in entity_geo). */
+  hasOtherGeo(e: StoredEntity): boolean {
+    return geoKey(e) !== '';
   }
 
   /** Keeps the bbox index in step with GeoProperty instances. */
@@ -192,7 +301,7 @@ export class EntityRepository {
   /** Runs a filtered query; `where` is a SQL boolean over the entities table aliased `e`, params start at $2. */
   async select(tenant: string, where: string, params: unknown[], page?: { limit: number; offset: number }, orderBy = 'e.id'): Promise<StoredEntity[]> {
     const p = [tenant, ...params];
-    let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')} FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
+    let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')}, e.xmin::text AS xv FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
     if (page) {
       p.push(page.limit, page.offset);
       sql += ` LIMIT $${p.length - 1} OFFSET $${p.length}`;
