@@ -61,6 +61,41 @@ test(`${storeKind()}: update mode merges attributes; a failed item does not stop
   assert.equal(e?.status, 'ok');
 });
 
+test(`${storeKind()}: writes from a stale entity cache never lose another writer's change`, async () => {
+  // `other` writes the same store behind `broker`'s back (another node, or a write racing the
+  // cache update): broker's cached version no longer matches the row, so its fast path must fall
+  // back to the locked path and apply each change on top of the stored entity.
+  const other = new Broker(db, new LocalChangeBus(), new ContextLoader());
+  const id = 'urn:ngsi-ld:AirQualityObserved:7';
+  await broker.getEntity('', id); // cached in broker
+  await other.updateAttrs('', id, { pm25: { type: 'Property', value: 111 } });
+  await broker.updateAttrs('', id, { status: { type: 'Property', value: 'changed-by-patch' } });
+  let e = await other.repo.get('', id);
+  assert.equal(e?.attrs['https://uri.etsi.org/ngsi-ld/default-context/pm25'][0].value, 111);
+  assert.equal(e?.attrs['https://uri.etsi.org/ngsi-ld/status'][0].value, 'changed-by-patch');
+
+  await other.updateAttrs('', id, { pm25: { type: 'Property', value: 222 } });
+  const u = await broker.batchUpdate('', [{ id, status: { type: 'Property', value: 'changed-by-batch' } }], undefined, false);
+  assert.deepEqual(u.success, [id]);
+  e = await other.repo.get('', id);
+  assert.equal(e?.attrs['https://uri.etsi.org/ngsi-ld/default-context/pm25'][0].value, 222);
+
+  await other.updateAttrs('', id, { pm25: { type: 'Property', value: 333 } });
+  const before = events.length;
+  await broker.upsertEntities('', [{ id, type: 'AirQualityObserved', status: { type: 'Property', value: 'changed-by-upsert' } }], { mode: 'update' });
+  e = await other.repo.get('', id);
+  assert.equal(e?.attrs['https://uri.etsi.org/ngsi-ld/default-context/pm25'][0].value, 333);
+  assert.equal(e?.attrs['https://uri.etsi.org/ngsi-ld/status'][0].value, 'changed-by-upsert');
+  // the change event's before-image is the row that was really replaced, not the stale cache
+  const ev = events.slice(before).find((x) => x.entityId === id)!;
+  assert.equal(ev.before?.attrs['https://uri.etsi.org/ngsi-ld/default-context/pm25'][0].value, 333);
+
+  // many concurrent single-entity changes on one entity: none is lost
+  await Promise.all(Array.from({ length: 40 }, (_, k) => broker.updateAttrs('', id, { [`a${k}`]: { type: 'Property', value: k } })));
+  e = await other.repo.get('', id);
+  for (let k = 0; k < 40; k++) assert.equal(e?.attrs[`https://uri.etsi.org/ngsi-ld/default-context/a${k}`]?.[0].value, k);
+});
+
 test(`${storeKind()}: purge by type deletes everything of that type`, async () => {
   const n = await broker.purge('', { type: 'AirQualityObserved' });
   assert.equal(n, 2000);
