@@ -356,3 +356,145 @@ test('MQTT notifier: a pooled connection recovers after the broker refused a rec
     await new Promise<void>((r) => broker.close(() => r()));
   }
 });
+
+// ---- fast path (fan-out rows, in-memory lanes) ----------------------------------------------------
+
+/** A shared-tail item, as the module builds them: the body after its head is `"data":[{"i":i}]`. */
+const shared = (sub: string, i: number, tail = { tail: `,"data":[{"i":${i}}]}` }): OutboxItem => ({
+  tenant: '',
+  subscriptionId: sub,
+  endpoint: 'http://receiver/notify',
+  headers: { 'content-type': 'application/json' },
+  shared: tail,
+});
+
+/** Records `${subscriptionId}${data[0].i}` per delivery; fails while the subscription is in `down`. */
+class BodyNotifier implements Notifier {
+  sent: string[] = [];
+  ids: string[] = [];
+  down = new Set<string>();
+  async send(msg: OutboxRow) {
+    const b = JSON.parse(msg.body) as { id: string; subscriptionId: string; data: { i: number }[] };
+    if (this.down.has(b.subscriptionId)) throw new DeliveryError('HTTP 503', 503);
+    this.sent.push(`${b.subscriptionId}${b.data[0].i}`);
+    this.ids.push(b.id);
+  }
+  async close() {}
+}
+
+test('fast path: one fan-out row per shared body, delivered from memory, deleted once all are sent', async () => {
+  const { db, ob } = await freshOutbox();
+  const clock = new FakeClock(1_000_000);
+  const n = new BodyNotifier();
+  const results: DeliveryResult[] = [];
+  const d = new Dispatcher(ob, n, clock, { onResults: (r) => void results.push(...r) });
+  await d.start();
+  const t1 = { tail: ',"data":[{"i":1}]}' };
+  const t2 = { tail: ',"data":[{"i":2}]}' };
+  await d.submit([shared('a', 1, t1), shared('b', 1, t1), shared('c', 1, t1)]);
+  // stored before submit() resolved: one row for the three
+  const fan = await db.query<{ n: string }>('SELECT count(*) AS n FROM notification_fanout');
+  assert.ok(Number(fan[0].n) <= 1);
+  await d.submit([shared('a', 2, t2), shared('b', 2, t2)]);
+  await d.idle();
+  assert.deepEqual(n.sent.filter((s) => s.startsWith('a')), ['a1', 'a2']);
+  assert.deepEqual(n.sent.filter((s) => s.startsWith('b')), ['b1', 'b2']);
+  assert.equal(n.sent.length, 5);
+  assert.equal(new Set(n.ids).size, 5, 'every notification has its own id');
+  assert.equal(await ob.pendingCount(), 0);
+  assert.equal(Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM notification_fanout'))[0].n), 0);
+  assert.equal(results.filter((r) => r.ok).length, 5);
+  await d.stop();
+  await db.close();
+});
+
+test('fast path: a failing endpoint moves its notifications to the table, retried in order after backoff', async () => {
+  const { db, ob } = await freshOutbox({ baseMs: 1000, maxMs: 60_000, maxAttempts: 10, jitter: 0 });
+  const clock = new FakeClock(1_000_000);
+  const n = new BodyNotifier();
+  const results: DeliveryResult[] = [];
+  const d = new Dispatcher(ob, n, clock, { onResults: (r) => void results.push(...r) });
+  await d.start();
+  n.down.add('a');
+  await d.submit([shared('a', 1), shared('b', 1)]);
+  await d.submit([shared('a', 2), shared('b', 2)]);
+  await d.idle();
+  assert.deepEqual(n.sent, ['b1', 'b2']);
+  assert.equal(results.filter((r) => !r.ok).length, 1);
+  assert.equal(await ob.pendingCount('', 'a'), 2, 'a1 (retry pending) and a2 wait in the table');
+  // a new notification of a queues behind them
+  await d.submit([shared('a', 3), shared('b', 3)]);
+  await d.idle();
+  assert.deepEqual(n.sent, ['b1', 'b2', 'b3']);
+  n.down.delete('a');
+  clock.advance(999);
+  await d.idle();
+  assert.equal(n.sent.length, 3, 'not before the backoff elapsed');
+  clock.advance(1);
+  await d.idle();
+  assert.deepEqual(n.sent.slice(3), ['a1', 'a2', 'a3']);
+  assert.equal(await ob.pendingCount(), 0);
+  // a is back on the fast path once its rows are gone
+  await d.submit([shared('a', 4)]);
+  await d.idle();
+  assert.deepEqual(n.sent.slice(6), ['a4']);
+  await d.stop();
+  await db.close();
+});
+
+test('fast path: restart with fan-out rows not yet delivered: nothing is lost, order holds', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'urbis-fanout-'));
+  try {
+    let db = await openPglite(dir);
+    let ob = new Outbox(db);
+    await ob.migrate();
+    // a receiver that never answers: the process "dies" with everything in flight
+    const hang: Notifier = { send: () => new Promise(() => {}), close: async () => {} };
+    const d1 = new Dispatcher(ob, hang, new FakeClock(1000));
+    await d1.start();
+    const t1 = { tail: ',"data":[{"i":1}]}' };
+    await d1.submit([shared('a', 1, t1), shared('b', 1, t1)]);
+    await d1.submit([shared('a', 2), shared('b', 2)]);
+    await db.close();
+
+    db = await openPglite(dir);
+    ob = new Outbox(db);
+    await ob.migrate();
+    const n = new BodyNotifier();
+    const d = new Dispatcher(ob, n, new FakeClock(2000));
+    await d.start();
+    await d.idle();
+    assert.deepEqual(n.sent.filter((s) => s.startsWith('a')), ['a1', 'a2']);
+    assert.deepEqual(n.sent.filter((s) => s.startsWith('b')), ['b1', 'b2']);
+    assert.equal(await ob.pendingCount(), 0);
+    await d.stop();
+    await db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('fast path: a full lane moves the subscription to the table without reordering', async () => {
+  const { db, ob } = await freshOutbox();
+  const clock = new FakeClock(1_000_000);
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const sent: string[] = [];
+  const slow: Notifier = {
+    async send(m) {
+      await gate;
+      const b = JSON.parse(m.body) as { subscriptionId: string; data: { i: number }[] };
+      sent.push(`${b.subscriptionId}${b.data[0].i}`);
+    },
+    async close() {},
+  };
+  const d = new Dispatcher(ob, slow, clock, { laneCap: 2 });
+  await d.start();
+  for (let i = 1; i <= 5; i++) await d.submit([shared('a', i)]);
+  release();
+  await d.idle();
+  assert.deepEqual(sent, ['a1', 'a2', 'a3', 'a4', 'a5']);
+  assert.equal(await ob.pendingCount(), 0);
+  await d.stop();
+  await db.close();
+});

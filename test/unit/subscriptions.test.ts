@@ -1,4 +1,7 @@
 import { test } from 'node:test';
+import { CandidateIndex } from '../../src/subscriptions/domain/candidates.ts';
+import { fanoutBody } from '../../src/subscriptions/delivery/outbox.ts';
+import { notificationBody as nBody, notificationData, notificationTail } from '../../src/subscriptions/domain/shape.ts';
 import assert from 'node:assert/strict';
 import type { ChangeEvent } from '../../src/bus/change-bus.ts';
 import type { StoredEntity } from '../../src/ngsi-ld/model/types.ts';
@@ -308,4 +311,36 @@ test('MQTT metadata keeps receiverInfo keys as written; subscription q is percen
   assert.equal(decodeQ('name=="Eiffel%20Tower"'), 'name=="Eiffel Tower"');
   assert.equal(decodeQ('name=="100%"'), 'name=="100%"');
   assert.equal(decodeQ('a==1;b==2'), 'a==1;b==2');
+});
+
+test('notification JSON from a shared tail is the notification body', () => {
+  const data = [{ id: 'urn:ngsi-ld:X:1', type: 'X', location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [1, 2] } } }];
+  for (const accept of ['application/json', 'application/ld+json', 'application/geo+json'] as const) {
+    const context = 'https://example.org/ctx.jsonld';
+    const tail = notificationTail(JSON.stringify(notificationData(data, accept, context)), accept, context);
+    const json = fanoutBody(7, 2, 'urn:ngsi-ld:Subscription:s', Date.parse('2026-03-01T00:00:00Z'), tail);
+    assert.deepEqual(
+      JSON.parse(json),
+      nBody({ id: 'urn:ngsi-ld:Notification:7-2', subscriptionId: 'urn:ngsi-ld:Subscription:s', notifiedAt: '2026-03-01T00:00:00.000Z', data, accept, context }),
+    );
+  }
+});
+
+test('candidate index: by id, by type, catch-all; periodic left out; removal', () => {
+  const ix = new CandidateIndex();
+  const sub = (id: string, entities?: { id?: string; idPattern?: string; type: string; typeExpr: string[][] }[], extra: Record<string, unknown> = {}) =>
+    ({ id, tenant: '', entities, ...extra }) as unknown as Parameters<CandidateIndex['add']>[1];
+  ix.add('byId', sub('byId', [{ id: 'urn:e:1', type: 'T', typeExpr: [['T']] }]));
+  ix.add('byType', sub('byType', [{ type: 'T', typeExpr: [['A', 'T'], ['U']] }]));
+  ix.add('pattern', sub('pattern', [{ idPattern: '.*', type: 'U', typeExpr: [['U']] }]));
+  ix.add('watch', sub('watch'));
+  ix.add('periodic', sub('periodic', [{ type: 'T', typeExpr: [['T']] }], { timeInterval: 10 }));
+  const c = (id: string, types: string[], tenant = '') => [...ix.candidates(tenant, id, types)].sort();
+  assert.deepEqual(c('urn:e:1', ['T']), ['byId', 'watch']);
+  assert.deepEqual(c('urn:e:2', ['A']), ['byType', 'watch']);
+  assert.deepEqual(c('urn:e:2', ['U']), ['byType', 'pattern', 'watch']);
+  assert.deepEqual(c('urn:e:1', ['T'], 'other'), []);
+  ix.delete('watch');
+  ix.delete('byType');
+  assert.deepEqual(c('urn:e:2', ['U']), ['pattern']);
 });

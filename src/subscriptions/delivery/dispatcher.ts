@@ -296,7 +296,7 @@ export class Dispatcher {
         fastHere.add(k);
         let byHeaders = groups.get(it.shared!);
         if (!byHeaders) groups.set(it.shared!, (byHeaders = new Map()));
-        const hk = `${it.tenant}\u0000${JSON.stringify(it.headers)}`;
+        const hk = `${it.tenant}\u0000${this.headersKey(it.headers)}`;
         let g = byHeaders.get(hk);
         if (!g) {
           g = { fan: { tenant: it.tenant, headers: it.headers, tail: it.shared!.tail, targets: [] }, keys: [], items: [] };
@@ -323,8 +323,14 @@ export class Dispatcher {
       const fan: Fan = { id: ids[i], remaining: g.items.length, done: [] };
       g.items.forEach((it, t) => {
         const row: FastRow = {
-          ...it,
+          tenant: it.tenant,
+          subscriptionId: it.subscriptionId,
+          endpoint: it.endpoint,
+          headers: it.headers,
           body: fanoutBody(fan.id, t, it.subscriptionId, now, g.fan.tail),
+          notifierInfo: it.notifierInfo,
+          timeoutMs: it.timeoutMs,
+          nextAt: it.nextAt,
           seq: 0,
           attempts: 0,
           createdAt: now,
@@ -339,6 +345,14 @@ export class Dispatcher {
     // rows of one subscription in one lane, in order (fan-outs are in submission order)
     for (const [k, rows] of byLane) this.lanes.push(k, rows);
     if (table.length) this.kick();
+  }
+
+  /** JSON of a headers object (one object per subscription: serialized once) */
+  private headerKeys = new WeakMap<Record<string, string>, string>();
+  private headersKey(h: Record<string, string>): string {
+    let j = this.headerKeys.get(h);
+    if (j === undefined) this.headerKeys.set(h, (j = JSON.stringify(h)));
+    return j;
   }
 
   /** Moves a subscription's fan-out targets to outbox rows (see Move). */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Db } from '../../store/db.ts';
 import { migrateModule, type Migration } from '../../store/schema.ts';
 
@@ -65,6 +66,11 @@ export interface SharedBody {
  */
 export function fanoutBody(fanoutId: number, k: number, subscriptionId: string, createdAt: number, tail: string): string {
   return `{"id":"urn:ngsi-ld:Notification:${fanoutId}-${k}","type":"Notification","subscriptionId":${JSON.stringify(subscriptionId)},"notifiedAt":"${new Date(createdAt).toISOString()}"${tail}`;
+}
+
+/** The body of an item with a shared tail stored as an outbox row of its own. */
+function wholeBody(subscriptionId: string, createdAt: number, tail: string): string {
+  return `{"id":"urn:ngsi-ld:Notification:${randomUUID()}","type":"Notification","subscriptionId":${JSON.stringify(subscriptionId)},"notifiedAt":"${new Date(createdAt).toISOString()}"${tail}`;
 }
 
 /** One subscription of a fan-out row. */
@@ -229,7 +235,7 @@ export class Outbox {
           col((it) => it.subscriptionId),
           col((it) => it.endpoint),
           col((it) => this.headersJson(it.headers)),
-          col((it) => it.body ?? `{"type":"Notification"${it.shared?.tail ?? '}'}`),
+          col((it) => it.body ?? wholeBody(it.subscriptionId, now, it.shared?.tail ?? ',"data":[]}')),
           col((it) => (it.notifierInfo ? JSON.stringify(it.notifierInfo) : null)),
           col((it) => it.timeoutMs ?? null),
           col((it) => it.nextAt ?? null),
