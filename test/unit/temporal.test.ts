@@ -247,6 +247,20 @@ test('aggregation: PT1H served by the rollup rows directly equals the raw path a
   await h.maintain();
   const again = await h.aggregate({ tenant: '', entityIds: ids, q, spec: parseAggregation('avg', 'PT1H') });
   assert.deepEqual(again.map((s) => s.text.avg), direct.map((s) => s.values.avg!.join(',')));
+  // entity selection by window: whole-hour windows are tested on the rollup, others on raw history
+  const inWindow = async (timeAt: string, endTimeAt: string, extra: { attrs?: string[]; datasetIds?: string[] } = {}) =>
+    (await h.queryEntities({ tenant: '', attrs: extra.attrs, limit: 10, offset: 0, window: { q: parseTemporalQuery({ timerel: 'between', timeAt, endTimeAt }), datasetIds: extra.datasetIds } })).entities.map((e) => e.id);
+  assert.deepEqual(await inWindow('2026-03-01T01:00:00Z', '2026-03-01T02:00:00Z'), ['urn:s:1', 'urn:s:2', 'urn:s:4']);
+  // one millisecond more reaches s:3's first instance at 02:00:00.000
+  assert.deepEqual(await inWindow('2026-03-01T01:00:00Z', '2026-03-01T02:00:00.001Z'), ['urn:s:1', 'urn:s:2', 'urn:s:3', 'urn:s:4']);
+  assert.deepEqual(await inWindow('2026-03-01T03:00:00Z', '2026-03-01T04:00:00Z'), ['urn:s:3']);
+  assert.deepEqual(await inWindow('2026-03-01T01:00:00Z', '2026-03-01T02:00:00Z', { datasetIds: ['urn:ds:b'] }), ['urn:s:2']);
+  assert.deepEqual(await inWindow('2026-03-01T01:00:00Z', '2026-03-01T02:00:00Z', { attrs: [V + 'other'] }), []);
+  // a deleted instance no longer puts its entity in the window, on either path
+  const s4 = await h.queryInstances({ tenant: '', entityIds: ['urn:s:4'], q: parseTemporalQuery({ timerel: 'after', timeAt: '2026-03-01T01:00:00Z' }) });
+  assert.ok(await h.deleteInstance('', 'urn:s:4', V + 'v', s4[0].instanceId));
+  assert.deepEqual(await inWindow('2026-03-01T01:00:00Z', '2026-03-01T02:00:00Z'), ['urn:s:1', 'urn:s:2']);
+  assert.deepEqual(await inWindow('2026-03-01T00:59:59.999Z', '2026-03-01T02:00:00Z'), ['urn:s:1', 'urn:s:2']);
   await db.close();
 });
 
