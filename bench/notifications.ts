@@ -75,14 +75,19 @@ async function receiver(): Promise<Rx> {
   return rx;
 }
 
-/** Empties the benchmark's PostgreSQL database (every table of schema public). */
+/** Empties the benchmark's PostgreSQL database (every table of schema public but extensions'). */
 async function resetPostgres(): Promise<void> {
   if (!DB_URL) return;
   if (!/bench/.test(new URL(DB_URL).pathname)) throw new Error('DATABASE_URL must name a database reserved for benchmarks ("bench" in its name)');
   const c = new pg.Client({ connectionString: DB_URL });
   await c.connect();
   try {
-    const t = await c.query<{ n: string }>(`SELECT quote_ident(tablename) AS n FROM pg_tables WHERE schemaname = 'public'`);
+    // not the tables of extensions (PostGIS's spatial_ref_sys)
+    const t = await c.query<{ n: string }>(
+      `SELECT quote_ident(c.relname) AS n FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+       WHERE s.nspname = 'public' AND c.relkind IN ('r', 'p')
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`,
+    );
     if (t.rows.length) await c.query(`DROP TABLE IF EXISTS ${t.rows.map((r) => r.n).join(', ')} CASCADE`);
   } finally {
     await c.end();
