@@ -126,7 +126,7 @@ export class Broker implements BrokerApi {
    * flushed WAL. With two, the next group does its work while the previous one commits. Groups
    * touching the same entity serialise on its row lock (taken in id order, so they cannot deadlock).
    */
-  private static readonly MAX_FLUSHES = 4;
+  private static readonly MAX_FLUSHES = 8;
   /** settles when the previous group has published its events: groups publish in start order */
   private publishTail: Promise<void> = Promise.resolve();
 
