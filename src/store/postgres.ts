@@ -17,7 +17,7 @@ function statementName(sql: string): string {
 import type { Db } from './db.ts';
 
 /** PostgreSQL server through a pg pool. */
-export async function openPostgres(url: string, poolSize = 10): Promise<Db> {
+export async function openPostgres(url: string, poolSize = 20): Promise<Db> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   pool.on('error', () => {
     /* idle client errors are reported on next use */
