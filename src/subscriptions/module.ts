@@ -405,8 +405,9 @@ class SubscriptionService {
       await this.writeResults(rs);
     } finally {
       const done = new Set(rs);
-      for (const r of rs) {
-        const k = `${r.tenant}\u0000${r.subscriptionId}`;
+      const keys = new Set<string>();
+      for (const r of rs) keys.add(`${r.tenant}\u0000${r.subscriptionId}`);
+      for (const k of keys) {
         const left = this.unflushed.get(k)?.filter((x) => !done.has(x));
         if (left?.length) this.unflushed.set(k, left);
         else this.unflushed.delete(k);
