@@ -14,7 +14,8 @@ import { temporalRoutes } from './api.ts';
  * Settings (environment):
  * - URBIS_TEMPORAL_MAX_INSTANCES (default 10000): attribute instances per response; beyond it the
  *   answer is 206 Partial Content with a Content-Range.
- * - URBIS_TEMPORAL_RETENTION_EVERY_MS (default 3600000): how often the retention sweep runs.
+ * - URBIS_TEMPORAL_RETENTION_EVERY_MS (default 3600000): how often the retention sweep (and, on
+ *   PGlite, the rollup's VACUUM ANALYZE) runs.
  * Retention rules: PUT /temporal/v1/retention {"entityType"?: term or IRI, "days": n | null}
  * (tenant from NGSILD-Tenant), GET /temporal/v1/retention lists them.
  */
