@@ -47,6 +47,12 @@ function toRecord(e: StoredEntity) {
 }
 
 
+function sameStrings(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Union bounding box of the `location` instances, as PostgreSQL box text (or null). */
 function locationBox(e: StoredEntity): string | null {
   let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
@@ -236,11 +242,20 @@ export class EntityRepository {
       }
       return { updated, inserted };
     }
-    const ups = updates.map(({ before, after }) => ({ ...toRecord(after), xv: versions.get(before) }));
+    // members equal to the version being replaced are sent as null and kept by COALESCE: a value
+    // update then ships (and PostgreSQL parses) little more than the attributes
+    const ups = updates.map(({ before, after }) => {
+      const r = toRecord(after) as Record<string, unknown>;
+      if (sameStrings(before.type, after.type)) r.types = null;
+      if (before.createdAt === after.createdAt) r.created_at = null;
+      if (sameStrings(Object.keys(before.attrs), r.attr_names as string[])) r.attr_names = null;
+      r.xv = versions.get(before);
+      return r;
+    });
     const r = await db.query<{ id: string; xv: string; op: string }>(
       `WITH u AS (
-         UPDATE entities AS t SET types = x.types, scopes = x.scopes, created_at = x.created_at, modified_at = x.modified_at, attrs = x.attrs,
-           expires_at = x.expires_at, attr_names = x.attr_names, loc_bbox = x.loc_bbox
+         UPDATE entities AS t SET types = COALESCE(x.types, t.types), scopes = x.scopes, created_at = COALESCE(x.created_at, t.created_at),
+           modified_at = x.modified_at, attrs = x.attrs, expires_at = x.expires_at, attr_names = COALESCE(x.attr_names, t.attr_names), loc_bbox = x.loc_bbox
          FROM jsonb_to_recordset($2::jsonb) AS x(id text, xv text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text, attr_names text[], loc_bbox box)
          WHERE t.tenant = $1 AND t.id = x.id AND t.xmin = x.xv::xid
          RETURNING t.id, t.xmin),
