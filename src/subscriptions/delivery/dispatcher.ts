@@ -111,6 +111,8 @@ export class Dispatcher {
   /** subscriptions whose new rows go to the table (claim path) */
   private viaTable = new Set<string>();
   private moves = new Map<string, Move>();
+  /** deleted subscriptions: a send of theirs still in flight that fails is not moved to the table */
+  private gone = new Set<string>();
   /** fan-outs a subscription was delivered from that still owe others (a move drops it from them) */
   private doneBySub = new Map<string, Set<Fan>>();
   private submissions: Submission[] = [];
@@ -181,6 +183,7 @@ export class Dispatcher {
     for (const r of gone) this.settleTarget(r.fan);
     this.doneBySub.delete(k);
     this.viaTable.delete(k);
+    this.gone.add(k);
     this.scheduleFlush(false);
   }
 
@@ -275,6 +278,7 @@ export class Dispatcher {
     for (const s of batch) {
       for (const it of s.items) {
         const k = keyOf(it.tenant, it.subscriptionId);
+        this.gone.delete(k); // (created again)
         // the module sets nextAt on throttled subscriptions only: those rows wait in the table
         const due = it.nextAt === undefined;
         let fast: boolean;
@@ -447,6 +451,11 @@ export class Dispatcher {
 
   /** A fast-path send failed: the subscription moves to the table (the failed row with its retry time). */
   private failed(key: string, row: FastRow, e: Error, rest: FastRow[]): void {
+    if (this.gone.has(key)) {
+      for (const x of [row, ...rest]) this.settleTarget(x.fan);
+      this.scheduleFlush(false);
+      return;
+    }
     const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: false, at: this.clock.now(), error: e.message };
     this.opts.onResult?.(r);
     this.viaTable.add(key);
