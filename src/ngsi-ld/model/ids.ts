@@ -52,10 +52,17 @@ export function checkName(name: string, what: string): void {
 const ISO_DT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
 /** Validates an ISO 8601 DateTime and returns it normalised to UTC with milliseconds. */
+// the entities of one batch mostly share their observedAt: the last answer is kept
+let lastDateIn = '';
+let lastDateOut = '';
+
 export function checkDateTime(v: unknown, what: string): string {
+  if (v === lastDateIn) return lastDateOut;
   if (typeof v !== 'string' || !ISO_DT.test(v) || Number.isNaN(Date.parse(v)))
     throw new ProblemError('BadRequestData', `${what} must be an ISO 8601 DateTime like "2026-01-31T12:00:00Z", got ${truncate(JSON.stringify(v))}.`);
-  return new Date(v).toISOString();
+  lastDateOut = new Date(v).toISOString();
+  lastDateIn = v;
+  return lastDateOut;
 }
 
 export function truncate(s: string, n = 120): string {
