@@ -323,9 +323,8 @@ export class HistoryStore {
                           INSERT INTO ${name} SELECT * FROM moved`);
             await t.exec(`ALTER TABLE attr_history ATTACH PARTITION ${name} FOR VALUES FROM (${m}) TO (${next})`);
           });
-        } catch (e) {
+        } catch {
           // another node attached it concurrently: fine (rows then go to that partition or the default one)
-          if (process.env.URBIS_DEBUG_PARTITIONS) console.error('partition', name, e);
         }
       }
       this.partitions.add(m);
