@@ -785,7 +785,7 @@ export class Broker implements BrokerApi {
     let count: number | undefined;
     if (plan.post || plan.linkedMatch || plan.sort) {
       // exact predicates that SQL cannot express (geometry, linked-entity q): filter all candidates, then page
-      let all = await this.repo.select(tenant, plan.where, plan.params);
+      let all = await this.repo.select(tenant, plan.where, plan.params, undefined, 'e.id', plan.planPerCall);
       if (plan.post) all = all.filter(plan.post);
       if (plan.linkedMatch) {
         const known = await loadLinked(all, { keepId: true, keepType: true }, plan.qLinkedDepth, (ids) => this.loadMany(tenant, ids));
@@ -798,11 +798,11 @@ export class Broker implements BrokerApi {
       if (limit === 0) stored = [];
       else if (this.cache.enabled) {
         // ids from SQL, bodies from the cache: no jsonb transfer and parse for entities already in memory
-        const ids = await this.repo.selectIds(tenant, plan.where, plan.params, { limit, offset });
+        const ids = await this.repo.selectIds(tenant, plan.where, plan.params, { limit, offset }, plan.planPerCall);
         const found = await this.loadMany(tenant, ids);
         stored = ids.map((id) => found.get(id)).filter((e): e is StoredEntity => e !== undefined && !isExpired(e));
-      } else stored = await this.repo.select(tenant, plan.where, plan.params, { limit, offset });
-      if (params.count) count = await this.repo.count(tenant, plan.where, plan.params);
+      } else stored = await this.repo.select(tenant, plan.where, plan.params, { limit, offset }, 'e.id', plan.planPerCall);
+      if (params.count) count = await this.repo.count(tenant, plan.where, plan.params, plan.planPerCall);
     }
     const ro: RenderOptions = {
       format: params.format ?? 'normalized',
@@ -847,7 +847,7 @@ export class Broker implements BrokerApi {
   async purge(tenant: string, params: QueryParams, opts: { keep?: string[]; drop?: string[] } = {}): Promise<number> {
     const { plan, ctx } = await this.compile(params, tenant);
     await this.assertTenant(tenant);
-    let victims = await this.repo.select(tenant, plan.where, plan.params);
+    let victims = await this.repo.select(tenant, plan.where, plan.params, undefined, 'e.id', plan.planPerCall);
     if (plan.post) victims = victims.filter(plan.post);
     if (!victims.length) return 0;
     if (opts.keep || opts.drop) {

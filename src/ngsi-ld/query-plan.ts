@@ -15,6 +15,13 @@ import type { Geometry } from './geo/index.ts';
 export interface CompiledQuery {
   where: string;
   params: unknown[];
+  /**
+   * Plan the SQL for each call instead of reusing a prepared statement's generic plan: with a
+   * geometry or attribute-name filter the generic plan cannot see how selective the values are
+   * and combined the bounding-box index with a type index matching every row (120 ms instead of
+   * 9 ms at 1M entities).
+   */
+  planPerCall: boolean;
   post?: (e: StoredEntity) => boolean;
   sort?: (a: StoredEntity, b: StoredEntity) => number;
   pick?: Set<string>;
@@ -160,6 +167,7 @@ export function buildQuery(p: QueryParams, ctx: TermResolver): CompiledQuery {
   const { pick, omit, keepId, keepType, links } = proj;
   return {
     where: clauses.join(' AND '),
+    planPerCall: clauses.some((c) => /loc_bbox|entity_geo|attr_names/.test(c)),
     params: params.slice(1),
     post,
     sort,

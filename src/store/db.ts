@@ -6,7 +6,8 @@ export interface Db {
   readonly kind: 'pglite' | 'postgres';
   /** server version string, e.g. "PostgreSQL 17.4" */
   version(): Promise<string>;
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** `opts.planPerCall`: plan with the actual values each time (PostgreSQL otherwise reuses a prepared statement's plan) */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[], opts?: { planPerCall?: boolean }): Promise<T[]>;
   /** run several statements without parameters (migrations) */
   exec(sql: string): Promise<void>;
   /** run fn in one transaction; rolls back when fn throws */

@@ -40,9 +40,11 @@ export async function openPostgres(url: string, poolSize = 20): Promise<Db> {
         const r = await q.query('SELECT version() AS v');
         return String(r.rows[0].v).split(' on ')[0];
       },
-      async query<T>(sql: string, params?: unknown[]) {
+      async query<T>(sql: string, params?: unknown[], opts?: { planPerCall?: boolean }) {
         const r = params && params.length
-          ? await q.query({ name: statementName(sql), text: sql, values: params as unknown[] })
+          ? opts?.planPerCall
+            ? await q.query(sql, params as unknown[])
+            : await q.query({ name: statementName(sql), text: sql, values: params as unknown[] })
           : await q.query(sql);
         return r.rows as T[];
       },

@@ -314,21 +314,21 @@ export class EntityRepository {
   }
 
   /** Runs a filtered query; `where` is a SQL boolean over the entities table aliased `e`, params start at $2. */
-  async select(tenant: string, where: string, params: unknown[], page?: { limit: number; offset: number }, orderBy = 'e.id'): Promise<StoredEntity[]> {
+  async select(tenant: string, where: string, params: unknown[], page?: { limit: number; offset: number }, orderBy = 'e.id', planPerCall = false): Promise<StoredEntity[]> {
     const p = [tenant, ...params];
     let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')}, e.xmin::text AS xv FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
     if (page) {
       p.push(page.limit, page.offset);
       sql += ` LIMIT $${p.length - 1} OFFSET $${p.length}`;
     }
-    return (await this.db.query<Row>(sql, p)).map(fromRow);
+    return (await this.db.query<Row>(sql, p, { planPerCall })).map(fromRow);
   }
 
   /** Ids of a page of matches (bodies then come from the entity cache). */
-  async selectIds(tenant: string, where: string, params: unknown[], page: { limit: number; offset: number }): Promise<string[]> {
+  async selectIds(tenant: string, where: string, params: unknown[], page: { limit: number; offset: number }, planPerCall = false): Promise<string[]> {
     const p = [tenant, ...params, page.limit, page.offset];
     const sql = `SELECT e.id FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''} ORDER BY e.id LIMIT $${p.length - 1} OFFSET $${p.length}`;
-    return (await this.db.query<{ id: string }>(sql, p)).map((r) => r.id);
+    return (await this.db.query<{ id: string }>(sql, p, { planPerCall })).map((r) => r.id);
   }
 
   /** Transient entities whose expiry has passed (for the reaper). */
@@ -339,11 +339,12 @@ export class EntityRepository {
     );
   }
 
-  async count(tenant: string, where: string, params: unknown[]): Promise<number> {
+  async count(tenant: string, where: string, params: unknown[], planPerCall = false): Promise<number> {
     const p = [tenant, ...params];
     const r = await this.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''}`,
       p,
+      { planPerCall },
     );
     return Number(r[0].n);
   }
