@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import pg from 'pg';
 import { writeFileSync, mkdtempSync, rmSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,4 +121,19 @@ export function cpuDelta(a: Map<string, number>, b: Map<string, number>, seconds
     if (x > 0) d.push([k, x]);
   }
   return d.sort((p, q) => q[1] - p[1]).slice(0, n).map(([k, x]) => `${k} ${Math.round((100 * x) / seconds)}%`).join(', ');
+}
+
+/** Waits (up to `maxS` seconds) until no autovacuum worker runs in the database at `url`: latency figures are taken on a settled server. */
+export async function quietDatabase(url: string, maxS = 60): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    for (let i = 0; i < maxS * 10; i++) {
+      const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'autovacuum worker'");
+      if (r.rows[0].n === 0) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  } finally {
+    await c.end();
+  }
 }

@@ -5,7 +5,7 @@
  * Stores: PostgreSQL when reachable (URBIS_BENCH_DATABASE_URL, default the CI test database), and PGlite.
  */
 import pg from 'pg';
-import { startBroker, wrk, table, fmt, cpuSnapshot, cpuDelta } from './_lib.ts';
+import { startBroker, wrk, table, fmt, cpuSnapshot, cpuDelta, quietDatabase } from './_lib.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const N = 10_000;
@@ -32,21 +32,6 @@ async function pgReachable(): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Waits (up to 60 s) until no autovacuum worker runs in the benchmark database. */
-async function quietDatabase(): Promise<void> {
-  const c = new pg.Client({ connectionString: pgUrl });
-  await c.connect();
-  try {
-    for (let i = 0; i < 600; i++) {
-      const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'autovacuum worker'");
-      if (r.rows[0].n === 0) return;
-      await new Promise((res) => setTimeout(res, 100));
-    }
-  } finally {
-    await c.end();
   }
 }
 
@@ -91,7 +76,7 @@ async function run(store: 'postgres' | 'pglite') {
     // one 2,000-entity upsert, measured from here (median of 5)
     if (on('big')) {
       // a latency figure: let the server finish vacuuming the previous scenarios' garbage first
-      if (store === 'postgres') await quietDatabase();
+      if (store === 'postgres') await quietDatabase(pgUrl);
       const times: number[] = [];
       for (let k = 0; k < 5; k++) {
         // the body is serialised before the clock starts: the figure is the request, not the client
