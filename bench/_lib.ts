@@ -137,3 +137,19 @@ export async function quietDatabase(url: string, maxS = 60): Promise<void> {
     await c.end();
   }
 }
+
+const BROKER_TABLES = 'entities, entity_geo, tenants, jsonld_contexts, schema_migrations';
+
+/** Empties the broker's tables in the PostgreSQL database at `url`; false when it is not reachable. */
+export async function resetBrokerTables(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  try {
+    await c.connect();
+    await c.query(`DROP TABLE IF EXISTS ${BROKER_TABLES} CASCADE`);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}

@@ -7,7 +7,7 @@
  * tables are dropped at the end unless BENCH_KEEP is set.
  */
 import pg from 'pg';
-import { startBroker, table, fmt, quietDatabase } from './_lib.ts';
+import { startBroker, table, fmt, quietDatabase, resetBrokerTables } from './_lib.ts';
 
 const N = Number(process.env.BENCH_ENTITIES ?? 1_000_000);
 const pgUrl = process.env.URBIS_BENCH_DATABASE_URL ?? 'postgres://urbis:urbis@127.0.0.1:5432/urbis_test';
@@ -22,19 +22,7 @@ const entity = (i: number) => ({
   refParkingSite: { type: 'Relationship', object: `urn:ngsi-ld:ParkingSite:${i % 500}` },
 });
 
-async function reachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 1000 });
-  try {
-    await c.connect();
-    await c.query('DROP TABLE IF EXISTS entities, entity_geo, tenants, jsonld_contexts, schema_migrations CASCADE');
-    await c.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-if (!(await reachable())) {
+if (!(await resetBrokerTables(pgUrl))) {
   console.log(`PostgreSQL not reachable at ${pgUrl}: skipping the ${N.toLocaleString('en-US')}-entity run`);
   process.exit(0);
 }
@@ -104,10 +92,5 @@ try {
 } finally {
   await b.stop();
   // ~2 GB of rows: not left behind
-  if (!process.env.BENCH_KEEP) {
-    const c = new pg.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query('DROP TABLE IF EXISTS entities, entity_geo, tenants, jsonld_contexts, schema_migrations CASCADE');
-    await c.end();
-  }
+  if (!process.env.BENCH_KEEP) await resetBrokerTables(pgUrl);
 }

@@ -4,8 +4,7 @@
  * PATCH attrs (durable), upsert of 100 entities per request, one 2,000-entity upsert.
  * Stores: PostgreSQL when reachable (URBIS_BENCH_DATABASE_URL, default the CI test database), and PGlite.
  */
-import pg from 'pg';
-import { startBroker, wrk, table, fmt, cpuSnapshot, cpuDelta, quietDatabase } from './_lib.ts';
+import { startBroker, wrk, table, fmt, cpuSnapshot, cpuDelta, quietDatabase, resetBrokerTables } from './_lib.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const N = 10_000;
@@ -22,18 +21,6 @@ const entity = (i: number) => ({
   location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [-3.81 + (i % 100) * 0.0005, 43.46 + Math.floor(i / 100) * 0.0005] } },
   refParkingSite: { type: 'Relationship', object: `urn:ngsi-ld:ParkingSite:${i % 50}` },
 });
-
-async function pgReachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 1000 });
-  try {
-    await c.connect();
-    await c.query('DROP TABLE IF EXISTS entities, entity_geo, tenants, jsonld_contexts, schema_migrations CASCADE');
-    await c.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function post(url: string, path: string, body: unknown): Promise<Response> {
   return fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -120,7 +107,7 @@ end`,
 
 console.log(`broker benchmark: ${N} entities, ${SECONDS}s per scenario, broker on core 0 (taskset), wrk on core 1`);
 if (STORES.includes('postgres')) {
-  if (await pgReachable()) await run('postgres');
+  if (await resetBrokerTables(pgUrl)) await run('postgres');
   else console.log(`PostgreSQL not reachable at ${pgUrl}: skipping the PostgreSQL run`);
 }
 if (STORES.includes('pglite')) await run('pglite');

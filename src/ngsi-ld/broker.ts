@@ -23,6 +23,44 @@ interface PendingModification {
   reject: (e: unknown) => void;
 }
 
+type Outcome = { ok?: StoredEntity; err?: unknown };
+
+/** One entity's queued modifications applied in order: the last version, its events, each caller's outcome. */
+interface ModChain {
+  cur: StoredEntity;
+  evs: ChangeEvent[];
+  outs: Map<PendingModification, Outcome>;
+}
+
+function applyChain(start: StoredEntity, mods: PendingModification[], now: string): ModChain {
+  const c: ModChain = { cur: start, evs: [], outs: new Map() };
+  for (const m of mods) {
+    try {
+      const r = m.change(c.cur, now);
+      if (!r) { c.outs.set(m, { ok: c.cur }); continue; }
+      r.next.modifiedAt = now;
+      c.evs.push({ tenant: m.tenant, entityId: m.id, types: r.next.type, kind: m.kind, before: c.cur, after: r.next, changedAttrs: r.changed, deletedAttrs: r.deleted, at: now });
+      c.outs.set(m, { ok: r.next });
+      c.cur = r.next;
+    } catch (err) {
+      c.outs.set(m, { err });
+    }
+  }
+  return c;
+}
+
+/** A group's modifications per entity (tenant + id), each list in arrival order. */
+function byEntity(batch: PendingModification[]): Map<string, PendingModification[]> {
+  const m = new Map<string, PendingModification[]>();
+  for (const x of batch) {
+    const k = x.tenant + '\u0000' + x.id;
+    const l = m.get(k);
+    if (l) l.push(x);
+    else m.set(k, [x]);
+  }
+  return m;
+}
+
 /** Resolves a request's @context reference to a term resolver (cached by the jsonld layer). */
 export interface ContextResolver {
   /** `tenant`: the request's NGSILD-Tenant, so that the tenant's hosted @contexts resolve locally */
@@ -123,7 +161,7 @@ export class Broker implements BrokerApi {
   /**
    * Group transactions allowed at once. One at a time made throughput the group size divided by
    * one transaction's round trips plus its commit (fsync): the broker idled while PostgreSQL
-   * flushed WAL. With two, the next group does its work while the previous one commits. Groups
+   * flushed WAL. With several, the next groups do their work while earlier ones commit. Groups
    * touching the same entity serialise on its row lock (taken in id order, so they cannot deadlock).
    */
   private static readonly MAX_FLUSHES = 8;
@@ -153,7 +191,7 @@ export class Broker implements BrokerApi {
   private async flushModifications(batch: PendingModification[], prev: Promise<void>, published: () => void): Promise<void> {
     const now = nowIso();
     const evs: ChangeEvent[] = [];
-    const outcome = new Map<PendingModification, { ok?: StoredEntity; err?: unknown }>();
+    const outcome = new Map<PendingModification, Outcome>();
     let failed: unknown;
     try {
       const rest = this.cache.enabled ? await this.applyUnlocked(batch, now, evs, outcome) : batch;
@@ -186,102 +224,68 @@ export class Broker implements BrokerApi {
    * must go through the locked path: entity not cached, row changed meanwhile, other GeoProperties
    * changed (a second table to write), or a conflict between concurrent statements.
    */
-  private async applyUnlocked(batch: PendingModification[], now: string, evs: ChangeEvent[], outcome: Map<PendingModification, { ok?: StoredEntity; err?: unknown }>): Promise<PendingModification[]> {
-    const byKey = new Map<string, PendingModification[]>();
-    for (const m of batch) {
-      const k = m.tenant + '\u0000' + m.id;
-      const l = byKey.get(k);
-      if (l) l.push(m);
-      else byKey.set(k, [m]);
-    }
+  private async applyUnlocked(batch: PendingModification[], now: string, evs: ChangeEvent[], outcome: Map<PendingModification, Outcome>): Promise<PendingModification[]> {
     const rest: PendingModification[] = [];
-    interface Planned { tenant: string; before: StoredEntity; after: StoredEntity; mods: PendingModification[]; evs: ChangeEvent[]; outs: Map<PendingModification, { ok?: StoredEntity; err?: unknown }> }
-    const planned = new Map<string, Planned[]>();
-    for (const mods of byKey.values()) {
+    const planned = new Map<string, { before: StoredEntity; c: ModChain; mods: PendingModification[] }[]>();
+    for (const mods of byEntity(batch).values()) {
       const { tenant, id } = mods[0];
       const cached = this.cache.get(tenant, id);
       if (!cached || isExpired(cached) || !this.repo.hasVersion(cached)) { rest.push(...mods); continue; }
-      let cur = cached;
-      const pe: ChangeEvent[] = [];
-      const outs = new Map<PendingModification, { ok?: StoredEntity; err?: unknown }>();
-      for (const m of mods) {
-        try {
-          const r = m.change(cur, now);
-          if (!r) { outs.set(m, { ok: cur }); continue; }
-          r.next.modifiedAt = now;
-          pe.push({ tenant, entityId: id, types: r.next.type, kind: m.kind, before: cur, after: r.next, changedAttrs: r.changed, deletedAttrs: r.deleted, at: now });
-          outs.set(m, { ok: r.next });
-          cur = r.next;
-        } catch (err) {
-          outs.set(m, { err });
-        }
-      }
-      if (cur === cached) {
+      const c = applyChain(cached, mods, now);
+      if (c.cur === cached) {
         // nothing to write (only errors or no-ops): answered from the cached version
-        for (const [m, o] of outs) outcome.set(m, o);
+        for (const [m, o] of c.outs) outcome.set(m, o);
         continue;
       }
-      if (!this.repo.sameOtherGeo(cached, cur)) { rest.push(...mods); continue; }
+      if (!this.repo.sameOtherGeo(cached, c.cur)) { rest.push(...mods); continue; }
       const list = planned.get(tenant) ?? [];
-      list.push({ tenant, before: cached, after: cur, mods, evs: pe, outs });
+      list.push({ before: cached, c, mods });
       planned.set(tenant, list);
     }
     for (const [tenant, list] of planned) {
       let written = new Set<string>();
       try {
-        written = (await this.repo.writeUnlocked(this.db, tenant, list.map((p) => ({ before: p.before, after: p.after })))).updated;
+        written = (await this.repo.writeUnlocked(this.db, tenant, list.map((p) => ({ before: p.before, after: p.c.cur })))).updated;
       } catch {
         // e.g. two concurrent statements locking rows in different orders: the locked path decides
       }
       for (const p of list) {
-        if (!written.has(p.after.id)) { rest.push(...p.mods); continue; }
-        evs.push(...p.evs);
-        for (const [m, o] of p.outs) outcome.set(m, o);
+        if (!written.has(p.c.cur.id)) { rest.push(...p.mods); continue; }
+        evs.push(...p.c.evs);
+        for (const [m, o] of p.c.outs) outcome.set(m, o);
       }
     }
     return rest;
   }
 
   /** The general path of a group: one transaction that locks the rows, applies the changes and writes them. */
-  private async applyLocked(batch: PendingModification[], now: string, evsOut: ChangeEvent[], outcomeOut: Map<PendingModification, { ok?: StoredEntity; err?: unknown }>): Promise<void> {
-    const evs: ChangeEvent[] = [];
-    const outcome = new Map<PendingModification, { ok?: StoredEntity; err?: unknown }>();
+  private async applyLocked(batch: PendingModification[], now: string, evs: ChangeEvent[], outcome: Map<PendingModification, Outcome>): Promise<void> {
+    const groups = [...byEntity(batch).values()];
+    let chains: ModChain[] = [];
+    let missing: PendingModification[] = [];
     await this.db.tx(async (db) => {
-      outcome.clear();
-      evs.length = 0;
-      const tenants = [...new Set(batch.map((m) => m.tenant))].sort();
-      const state = new Map<string, StoredEntity | undefined>();
-      const original = new Map<string, Map<string, StoredEntity>>();
-      for (const t of tenants) {
-        const ids = [...new Set(batch.filter((m) => m.tenant === t).map((m) => m.id))];
-        const cur = await this.repo.lockMany(db, t, ids, (id) => this.cache.get(t, id));
-        original.set(t, cur);
-        for (const id of ids) state.set(t + '\u0000' + id, cur.get(id));
-      }
-      const dirty = new Map<string, { tenant: string; e: StoredEntity }>();
-      for (const m of batch) {
-        const key = m.tenant + '\u0000' + m.id;
-        const cur = state.get(key);
-        if (!cur || isExpired(cur)) { outcome.set(m, { err: new ProblemError('ResourceNotFound', `Entity "${m.id}" was not found.`) }); continue; }
-        try {
-          const r = m.change(cur, now);
-          if (!r) { outcome.set(m, { ok: cur }); continue; }
-          r.next.modifiedAt = now;
-          state.set(key, r.next);
-          dirty.set(key, { tenant: m.tenant, e: r.next });
-          evs.push({ tenant: m.tenant, entityId: m.id, types: r.next.type, kind: m.kind, before: cur, after: r.next, changedAttrs: r.changed, deletedAttrs: r.deleted, at: now });
-          outcome.set(m, { ok: r.next });
-        } catch (err) {
-          outcome.set(m, { err });
+      // (run again from scratch when the transaction is retried)
+      chains = [];
+      missing = [];
+      for (const t of [...new Set(batch.map((m) => m.tenant))].sort()) {
+        const mine = groups.filter((mods) => mods[0].tenant === t);
+        const cur = await this.repo.lockMany(db, t, mine.map((mods) => mods[0].id), (id) => this.cache.get(t, id));
+        const toSave: StoredEntity[] = [];
+        for (const mods of mine) {
+          const start = cur.get(mods[0].id);
+          if (!start || isExpired(start)) { missing.push(...mods); continue; }
+          const c = applyChain(start, mods, now);
+          chains.push(c);
+          if (c.cur !== start) toSave.push(c.cur);
         }
-      }
-      for (const t of tenants) {
-        const list = [...dirty.values()].filter((d) => d.tenant === t).map((d) => d.e);
-        await this.repo.saveMany(db, t, list, original.get(t));
+        await this.repo.saveMany(db, t, toSave, cur);
       }
     });
-    evsOut.push(...evs);
-    for (const [m, o] of outcome) outcomeOut.set(m, o);
+    for (const c of chains) {
+      evs.push(...c.evs);
+      for (const [m, o] of c.outs) outcome.set(m, o);
+    }
+    for (const m of missing) outcome.set(m, { err: new ProblemError('ResourceNotFound', `Entity "${m.id}" was not found.`) });
   }
 
   async replaceEntity(tenant: string, id: string, body: Record<string, unknown>, context?: ContextRef): Promise<void> {

@@ -9,7 +9,7 @@ import { bboxOf } from '../geo/index.ts';
 
 interface Row {
   id: string;
-  /** xmin of the row version read (see versionOf) */
+  /** xmin of the row version read (see `versions`) */
   xv?: string;
   types: string[];
   scopes: string[] | null;
@@ -22,6 +22,8 @@ interface Row {
 const COLS = 'id, types, scopes, created_at, modified_at, attrs, expires_at';
 /** COLS plus the row version; `xmin` changes with every write of a row, whoever writes it */
 const RCOLS = COLS + ', xmin::text AS xv';
+/** RCOLS over the alias `e` of query statements */
+const SELECT_E = COLS.split(', ').map((c) => 'e.' + c).join(', ') + ', e.xmin::text AS xv';
 
 /**
  * Row version (PostgreSQL `xmin`, the id of the transaction that wrote it) of entity objects this
@@ -30,9 +32,6 @@ const RCOLS = COLS + ', xmin::text AS xv';
  * (the larger part of a batch upsert's cost); any mismatch, e.g. another node's write, reads the row.
  */
 const versions = new WeakMap<StoredEntity, string>();
-export function versionOf(e: StoredEntity): string | undefined {
-  return versions.get(e);
-}
 
 export function fromRow(r: Row): StoredEntity {
   const e: StoredEntity = { id: r.id, type: r.types, createdAt: r.created_at, modifiedAt: r.modified_at, attrs: r.attrs };
@@ -316,7 +315,7 @@ export class EntityRepository {
   /** Runs a filtered query; `where` is a SQL boolean over the entities table aliased `e`, params start at $2. */
   async select(tenant: string, where: string, params: unknown[], page?: { limit: number; offset: number }, orderBy = 'e.id', planPerCall = false): Promise<StoredEntity[]> {
     const p = [tenant, ...params];
-    let sql = `SELECT ${COLS.split(', ').map((c) => 'e.' + c).join(', ')}, e.xmin::text AS xv FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
+    let sql = `SELECT ${SELECT_E} FROM entities e WHERE e.tenant = $1 AND (e.expires_at IS NULL OR e.expires_at::timestamptz > now())${where ? ' AND (' + where + ')' : ''} ORDER BY ${orderBy}`;
     if (page) {
       p.push(page.limit, page.offset);
       sql += ` LIMIT $${p.length - 1} OFFSET $${p.length}`;

@@ -51,6 +51,10 @@ interface Submission {
 }
 
 const keyOf = (tenant: string, subscriptionId: string) => `${tenant}\u0000${subscriptionId}`;
+const splitKey = (k: string) => {
+  const i = k.indexOf('\u0000');
+  return { tenant: k.slice(0, i), subscriptionId: k.slice(i + 1) };
+};
 
 /** A fan-out row in memory: how many of its targets are still owed, who was delivered already. */
 interface Fan {
@@ -379,9 +383,9 @@ export class Dispatcher {
     for (const r of [...m.laneRest, ...m.late]) rows.push({ row: r, attempts: 0, state: 'pending', nextAt: r.nextAt ?? r.createdAt });
     const fanIds = new Set<number>(rows.map((r) => (r.row as FastRow).fan.id));
     for (const fan of this.doneBySub.get(k) ?? []) fanIds.add(fan.id);
-    const sep = k.indexOf('\u0000');
+    const { tenant, subscriptionId } = splitKey(k);
     try {
-      await this.outbox.moveTargets(k.slice(0, sep), k.slice(sep + 1), rows, [...fanIds], now);
+      await this.outbox.moveTargets(tenant, subscriptionId, rows, [...fanIds], now);
     } catch (e) {
       // still stored as fan-out targets: sent after a restart; the subscription waits for it
       this.opts.log?.error('moving notifications to the outbox failed (they are sent after a restart)', { error: e });
@@ -411,10 +415,7 @@ export class Dispatcher {
     if (keys.length === 0) return;
     try {
       const still = new Set(
-        (await this.outbox.queuedSubscriptions(keys.map((k) => {
-          const i = k.indexOf('\u0000');
-          return { tenant: k.slice(0, i), subscriptionId: k.slice(i + 1) };
-        }))).map((q) => keyOf(q.tenant, q.subscriptionId)),
+        (await this.outbox.queuedSubscriptions(keys.map(splitKey))).map((q) => keyOf(q.tenant, q.subscriptionId)),
       );
       for (const k of keys) if (!still.has(k) && !this.moves.has(k)) this.viaTable.delete(k);
     } catch (e) {
