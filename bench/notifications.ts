@@ -21,7 +21,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startBroker, table, fmt } from './_lib.ts';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { startBroker, table, fmt, cpuSnapshot, cpuDelta } from './_lib.ts';
 
 const SUBS = Number(process.env.BENCH_SUBS ?? 1000);
 const ENTITIES = 100;
@@ -37,6 +38,8 @@ interface Rx {
   got: Map<string, number>;
   /** ms from the write's (scheduled) send to the receipt */
   latencies: number[];
+  /** receipt times, beside latencies (BENCH_DEBUG breakdown) */
+  at: number[];
   first: number;
   last: number;
   close(): void;
@@ -47,7 +50,7 @@ interface Rx {
  * answer is an empty 204 sent before the bookkeeping.
  */
 async function receiver(): Promise<Rx> {
-  const rx: Rx = { url: '', got: new Map(), latencies: [], first: 0, last: 0, close: () => srv.close() };
+  const rx: Rx = { url: '', got: new Map(), latencies: [], at: [], first: 0, last: 0, close: () => srv.close() };
   const srv = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -63,6 +66,7 @@ async function receiver(): Promise<Rx> {
         const k = `${n.subscriptionId}|${e.id}|${e.seq.seq}`;
         rx.got.set(k, (rx.got.get(k) ?? 0) + 1);
         rx.latencies.push(now - e.seq.t);
+        rx.at.push(now);
       }
       rx.first ||= now;
       rx.last = now;
@@ -141,6 +145,7 @@ async function fanOutSetup(rx: Rx) {
 const resetRx = (rx: Rx) => {
   rx.got.clear();
   rx.latencies.length = 0;
+  rx.at.length = 0;
   rx.first = 0;
   rx.last = 0;
 };
@@ -239,7 +244,12 @@ async function stream() {
     // BENCH_PROF=1: SIGUSR2 to the broker when the measured stream starts (starts a profiler preloaded
     // with NODE_OPTIONS=--import=..., see docs/performance.md)
     if (process.env.BENCH_PROF) b.proc.kill('SIGUSR2');
+    const eld = monitorEventLoopDelay({ resolution: 5 });
+    eld.enable();
+    const cpu0 = cpuSnapshot({ broker: b.proc.pid!, bench: process.pid });
     const { t0, writeMs } = await run(0, ticks);
+    const cpu1 = cpuSnapshot({ broker: b.proc.pid!, bench: process.pid });
+    eld.disable();
     const expected = ticks * perTick * perEntity;
     await waitFor(rx, expected, 120_000);
     const secs = (rx.last - t0) / 1000;
@@ -259,6 +269,23 @@ async function stream() {
         'write p99 ms': fmt(pct(writeMs, 99), 1),
       },
     ]);
+    if (process.env.BENCH_DEBUG) {
+      // where the tail is: per half second of the stream, notification and write latency; the bench
+      // process's own event-loop delay (receiver and load generator share it); CPU per process
+      const rows: Record<string, string>[] = [];
+      for (let s = 0; s < SECONDS * 2; s++) {
+        const lo = t0 + s * 500, hi = lo + 500;
+        const ls = rx.latencies.filter((_, i) => rx.at[i] - rx.latencies[i] >= lo && rx.at[i] - rx.latencies[i] < hi);
+        const ws = writeMs.slice(s * 50, s * 50 + 50);
+        rows.push({ 'from s': fmt(s / 2, 1), 'p50': fmt(pct(ls, 50), 1), 'p99': fmt(pct(ls, 99), 1), 'max': fmt(pct(ls, 100), 1), 'write p50': fmt(pct(ws, 50), 1), 'write max': fmt(pct(ws, 100), 1) });
+      }
+      table(rows);
+      // the slowest writes, wall clock (ms mod 100 s) of their scheduled send, to match a broker-side trace
+      const wall = Date.now() - performance.now();
+      const slow = writeMs.map((ms, i) => [ms, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 6);
+      console.log(`slowest writes: ${slow.map(([ms, i]) => `${fmt(ms, 0)} ms @${Math.round((wall + t0 + i * 10) % 100_000)}`).join(', ')}`);
+      console.log(`bench event loop delay p99 ${fmt(eld.percentile(99) / 1e6, 1)} ms, max ${fmt(eld.max / 1e6, 1)} ms; CPU: ${cpuDelta(cpu0, cpu1, SECONDS, 8)}`);
+    }
   } finally {
     await b.stop();
     rx.close();
