@@ -79,6 +79,7 @@ class SubscriptionService {
     this.notifier = new SchemeRouter({ http, https: http, mqtt, mqtts: mqtt });
     this.dispatcher = new Dispatcher(this.outbox, this.notifier, p.clock, {
       onResults: (r) => this.recordResults(r),
+      coalesceResults: true,
       onResult: (r) => {
         const k = `${r.tenant}\u0000${r.subscriptionId}`;
         (this.unflushed.get(k) ?? this.unflushed.set(k, []).get(k)!).push(r);
@@ -173,8 +174,11 @@ class SubscriptionService {
     let pending = false;
     for (const ev of evs) {
       const types = ev.after?.type ?? ev.before?.type ?? ev.types;
-      /** serialized data (as a shared body tail) per renderKey + match, for this event */
-      let rendered: Map<string, SharedBody> | undefined;
+      /**
+       * serialized data (as a shared body tail) per renderKey and match, for this event (compared
+       * field by field: a key string per candidate was a good part of the fan-out's garbage)
+       */
+      let rendered: Map<string, Rendered[]> | undefined;
       for (const k of this.index.candidates(ev.tenant, ev.entityId, types)) {
         const l = this.live.get(k);
         if (!l) continue;
@@ -182,10 +186,6 @@ class SubscriptionService {
         if (!vev) continue;
         const m = matchEvent(l.sub, vev, l.filters, now);
         if (!m) continue;
-        const done = (it: OutboxItem) => {
-          if (l.sub.throttling) it.nextAt = this.throttleSlot(k, l.sub.throttling, now);
-          return it;
-        };
         const lq = l.filters.linkedQ;
         if (lq) {
           // q over linked entities (4.9): the targets are loaded first, then q decides
@@ -194,19 +194,29 @@ class SubscriptionService {
           pending = true;
           items.push(
             loadLinked([target], FULL, lq.depth, this.linkedLoader(l.sub)).then(async (known) =>
-              lq.test(target, (id) => known.get(id)) ? done(this.toItem(l, await this.renderWithLinks(l, [shaped]), now)) : undefined,
+              lq.test(target, (id) => known.get(id)) ? this.throttled(k, l, this.toItem(l, await this.renderWithLinks(l, [shaped]), now), now) : undefined,
             ),
           );
         } else if (joinOf(l.sub)) {
           pending = true;
-          items.push(this.renderWithLinks(l, [shapeEntity(l.sub, vev, m)]).then((data) => done(this.toItem(l, data, now))));
+          items.push(this.renderWithLinks(l, [shapeEntity(l.sub, vev, m)]).then((data) => this.throttled(k, l, this.toItem(l, data, now), now)));
         } else if (vev === ev) {
           // not redacted: subscriptions that render alike share one serialization of this change
-          const rk = `${l.renderKey}\u0001${m.trigger}\u0001${m.updated.join(',')}\u0001${m.deleted.join(',')}`;
-          let shared = (rendered ??= new Map()).get(rk);
-          if (shared === undefined) rendered.set(rk, (shared = this.tailOf(l, [this.render(l, shapeEntity(l.sub, vev, m))])));
-          items.push(done(this.itemOf(l, shared)));
-        } else items.push(done(this.toItem(l, [this.render(l, shapeEntity(l.sub, vev, m))], now)));
+          let alike = (rendered ??= new Map()).get(l.renderKey);
+          if (!alike) rendered.set(l.renderKey, (alike = []));
+          let shared: SharedBody | undefined;
+          for (const r of alike) {
+            if (r.trigger === m.trigger && sameList(r.updated, m.updated) && sameList(r.deleted, m.deleted)) {
+              shared = r.shared;
+              break;
+            }
+          }
+          if (shared === undefined) {
+            shared = this.tailOf(l, [this.render(l, shapeEntity(l.sub, vev, m))]);
+            alike.push({ trigger: m.trigger, updated: m.updated, deleted: m.deleted, shared });
+          }
+          items.push(this.throttled(k, l, this.itemOf(l, shared), now));
+        } else items.push(this.throttled(k, l, this.toItem(l, [this.render(l, shapeEntity(l.sub, vev, m))], now), now));
       }
     }
     if (items.length === 0) return undefined;
@@ -215,6 +225,12 @@ class SubscriptionService {
     return pending
       ? Promise.all(items).then((its) => write(its.filter((x): x is OutboxItem => x !== undefined)))
       : write(items as OutboxItem[]);
+  }
+
+  /** A throttled subscription's item waits for its next slot (outbox next_at). */
+  private throttled(k: string, l: Live, it: OutboxItem, now: number): OutboxItem {
+    if (l.sub.throttling) it.nextAt = this.throttleSlot(k, l.sub.throttling, now);
+    return it;
   }
 
   /** Loads entities for a subscription's linked-entity work, as its owner may see them (trust guard). */
@@ -421,7 +437,7 @@ class SubscriptionService {
       const k = `${r.tenant}\u0000${r.subscriptionId}`;
       const a = agg.get(k) ?? { tenant: r.tenant, id: r.subscriptionId, sent: 0, failed: 0, dead: 0 };
       const at = new Date(r.at).toISOString();
-      (a.sent as number)++;
+      (a.sent as number) += r.count ?? 1;
       a.last_notification = at;
       if (r.ok) { a.last_success = at; a.status = 'ok'; } else { (a.failed as number)++; a.last_failure = at; a.status = 'failed'; }
       if (r.dead) (a.dead as number)++;
@@ -476,7 +492,7 @@ class SubscriptionService {
     const rec = row.record as Subscription;
     for (const r of this.unflushed.get(`${rec.tenant}\u0000${rec.id}`) ?? []) {
       const at = new Date(r.at).toISOString();
-      d.timesSent++;
+      d.timesSent += r.count ?? 1;
       d.lastNotification = at;
       if (r.ok) { d.lastSuccess = at; d.status = 'ok'; } else { d.timesFailed++; d.lastFailure = at; d.status = 'failed'; }
     }
@@ -485,6 +501,21 @@ class SubscriptionService {
 }
 
 const FULL = { keepId: true, keepType: true };
+
+/** one rendering of a change: the match it was rendered for, and its serialized tail */
+interface Rendered {
+  trigger: string;
+  updated: string[];
+  deleted: string[];
+  shared: SharedBody;
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** The API version this broker implements (preferences for later versions are not applied). */
 const API_VERSION = [1, 9, 1];

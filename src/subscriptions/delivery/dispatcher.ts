@@ -16,6 +16,11 @@ export interface DeliveryResult {
   error?: string;
   /** ms from enqueue to acknowledgement (successes) */
   latencyMs?: number;
+  /**
+   * with `coalesceResults`: this many successes in a row of the subscription (default 1); `at`
+   * and `latencyMs` are those of the last one
+   */
+  count?: number;
 }
 
 export interface DispatcherOptions {
@@ -41,6 +46,13 @@ export interface DispatcherOptions {
   resultsEveryMs?: number;
   /** fast path: lease of rows stored already claimed (ms); only a restart frees them sooner */
   fastLeaseMs?: number;
+  /**
+   * fast path: successive successes of a subscription between two flushes are one result with a
+   * `count` (onResult sees it once, when it is created, and it keeps counting): at 10,000
+   * notifications/s one object per delivery, kept up to resultsEveryMs, was promoted to the old
+   * generation and fed major GC pauses, and the flush aggregated 20,000 of them at once
+   */
+  coalesceResults?: boolean;
 }
 
 interface Submission {
@@ -126,6 +138,8 @@ export class Dispatcher {
   /** fan-out rows with nothing owed, to delete */
   private fanAcks: number[] = [];
   private results: DeliveryResult[] = [];
+  /** coalesceResults: the open (last, successful, not yet flushed) result per subscription */
+  private openResults = new Map<string, DeliveryResult>();
   private flushing = false;
   private flushTimer?: NodeJS.Timeout;
   private flushAt = 0;
@@ -276,13 +290,13 @@ export class Dispatcher {
     const cap = this.opts.laneCap ?? 1000;
     const table: OutboxItem[] = [];
     /** fan-out rows of this batch, by shared tail, then tenant + headers */
-    const groups = new Map<SharedBody, Map<string, { fan: FanoutItem; keys: string[]; items: OutboxItem[] }>>();
+    const groups = new Map<SharedBody, Map<string, Map<string, { fan: FanoutItem; keys: string[]; items: OutboxItem[] }>>>();
     const fans: { fan: FanoutItem; keys: string[]; items: OutboxItem[] }[] = [];
     const fastHere = new Set<string>();
     for (const s of batch) {
       for (const it of s.items) {
-        const k = keyOf(it.tenant, it.subscriptionId);
-        this.gone.delete(k); // (created again)
+        const k = this.keyOf(it.tenant, it.subscriptionId);
+        if (this.gone.size > 0) this.gone.delete(k); // (created again)
         // the module sets nextAt on throttled subscriptions only: those rows wait in the table
         const due = it.nextAt === undefined;
         let fast: boolean;
@@ -302,9 +316,11 @@ export class Dispatcher {
           continue;
         }
         fastHere.add(k);
-        let byHeaders = groups.get(it.shared!);
-        if (!byHeaders) groups.set(it.shared!, (byHeaders = new Map()));
-        const hk = `${it.tenant}\u0000${this.headersKey(it.headers)}`;
+        let byTenant = groups.get(it.shared!);
+        if (!byTenant) groups.set(it.shared!, (byTenant = new Map()));
+        let byHeaders = byTenant.get(it.tenant);
+        if (!byHeaders) byTenant.set(it.tenant, (byHeaders = new Map()));
+        const hk = this.headersKey(it.headers);
         let g = byHeaders.get(hk);
         if (!g) {
           g = { fan: { tenant: it.tenant, headers: it.headers, tail: it.shared!.tail, targets: [] }, keys: [], items: [] };
@@ -353,6 +369,19 @@ export class Dispatcher {
     // rows of one subscription in one lane, in order (fan-outs are in submission order)
     for (const [k, rows] of byLane) this.lanes.push(k, rows);
     if (table.length) this.kick();
+  }
+
+  /** keyOf() without building (and hashing) a new string per notification */
+  private keys = new Map<string, Map<string, string>>();
+  private keyOf(tenant: string, subscriptionId: string): string {
+    let byId = this.keys.get(tenant);
+    if (!byId) this.keys.set(tenant, (byId = new Map()));
+    let k = byId.get(subscriptionId);
+    if (k === undefined) {
+      if (byId.size >= 100_000) byId.clear();
+      byId.set(subscriptionId, (k = keyOf(tenant, subscriptionId)));
+    }
+    return k;
   }
 
   /** JSON of a headers object (one object per subscription: serialized once) */
@@ -444,8 +473,19 @@ export class Dispatcher {
       set.add(row.fan);
     }
     this.settleTarget(row.fan);
+    if (this.opts.coalesceResults) {
+      const open = this.openResults.get(key);
+      if (open) {
+        open.count = (open.count ?? 1) + 1;
+        open.at = at;
+        open.latencyMs = at - row.createdAt;
+        this.scheduleFlush(false);
+        return;
+      }
+    }
     const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: true, at, latencyMs: at - row.createdAt };
     this.results.push(r);
+    if (this.opts.coalesceResults) this.openResults.set(key, r);
     this.opts.onResult?.(r);
     this.scheduleFlush(false);
   }
@@ -458,6 +498,7 @@ export class Dispatcher {
       return;
     }
     const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: false, at: this.clock.now(), error: e.message };
+    this.openResults.delete(key); // later successes come after this failure
     this.opts.onResult?.(r);
     this.viaTable.add(key);
     let m = this.moves.get(key);
@@ -477,9 +518,11 @@ export class Dispatcher {
   }
 
   /**
-   * Fan-out deletes and outcomes are written in batches: at once when no send is in flight
-   * (`now`, or an idle() waiter), else deletes at most every ackEveryMs and counter updates at
-   * most every resultsEveryMs (one statement each, whatever the number of rows).
+   * Fan-out deletes and outcomes are written in batches. Deletes: at once when no send is in
+   * flight (`now`), else at most every ackEveryMs. Outcomes: at most every resultsEveryMs, even
+   * when the lanes go quiet between two changes (at 10,000 notifications/s they do, every few ms:
+   * writing the counters then was an UPDATE of a hundred subscriptions per change, competing with
+   * the writes); retrievals merge what is not written yet. An idle() waiter flushes everything.
    */
   private scheduleFlush(now: boolean): void {
     if (this.flushing) return; // flush() looks again when it is done
@@ -487,12 +530,15 @@ export class Dispatcher {
       this.wakeIdle();
       return;
     }
-    if (now || this.idleWaiters.length > 0 || this.lanes.sending === 0) {
+    const resultsAt = this.lastResults + (this.opts.resultsEveryMs ?? 2000);
+    const resultsDue = this.results.length > 0 && Date.now() >= resultsAt;
+    const waiting = this.idleWaiters.length > 0;
+    if (waiting || resultsDue || (this.fanAcks.length > 0 && (now || this.lanes.sending === 0))) {
       this.clearFlushTimer();
-      void this.flush(true);
+      void this.flush(waiting);
       return;
     }
-    const wait = this.fanAcks.length > 0 ? this.opts.ackEveryMs ?? 20 : Math.max(0, this.lastResults + (this.opts.resultsEveryMs ?? 2000) - Date.now());
+    const wait = this.fanAcks.length > 0 ? this.opts.ackEveryMs ?? 20 : Math.max(0, resultsAt - Date.now());
     const at = Date.now() + wait;
     if (this.flushTimer && this.flushAt <= at) return;
     this.clearFlushTimer();
@@ -525,6 +571,7 @@ export class Dispatcher {
         }
         if (this.results.length > 0 && (all || Date.now() - this.lastResults >= (this.opts.resultsEveryMs ?? 2000))) {
           const rs = this.results.splice(0);
+          this.openResults.clear();
           this.lastResults = Date.now();
           try {
             await this.opts.onResults?.(rs);

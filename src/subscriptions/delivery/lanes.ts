@@ -22,13 +22,22 @@ export interface LaneCallbacks {
   quiet(): void;
 }
 
+/**
+ * A lane stays in the map when it runs dry (a subscription sends again soon), with its two
+ * completion callbacks made once: per notification, a lane object and two closures were garbage.
+ */
 interface Lane {
+  key: string;
   rows: OutboxRow[];
   /** index of the next row to send */
   next: number;
   busy: boolean;
   /** hand the rest back once the send in flight is done */
   spill?: boolean;
+  /** the row in flight */
+  current?: OutboxRow;
+  ok: () => void;
+  fail: (e: unknown) => void;
 }
 
 export class Lanes {
@@ -54,7 +63,7 @@ export class Lanes {
   /** Appends rows (in seq order) to the subscription's lane and starts it if it is idle. */
   push(key: string, rows: OutboxRow[]): void {
     let l = this.lanes.get(key);
-    if (!l) this.lanes.set(key, (l = { rows: [], next: 0, busy: false }));
+    if (!l) this.lanes.set(key, (l = this.lane(key)));
     for (const r of rows) l.rows.push(r);
     if (!l.busy) this.send(key, l);
   }
@@ -93,6 +102,11 @@ export class Lanes {
     this.stopped = false;
   }
 
+  private lane(key: string): Lane {
+    const l: Lane = { key, rows: [], next: 0, busy: false, ok: () => this.sent(l), fail: (e: unknown) => this.sendFailed(l, e) };
+    return l;
+  }
+
   private send(key: string, l: Lane): void {
     if (l.spill) {
       const rest = l.rows.slice(l.next);
@@ -105,7 +119,10 @@ export class Lanes {
     }
     if (this.stopped || l.next >= l.rows.length) {
       l.busy = false;
-      if (l.next >= l.rows.length && this.lanes.get(key) === l) this.lanes.delete(key);
+      if (l.next >= l.rows.length) {
+        l.rows.length = 0;
+        l.next = 0;
+      }
       return;
     }
     const row = l.rows[l.next++];
@@ -115,24 +132,30 @@ export class Lanes {
       l.next = 0;
     }
     l.busy = true;
+    l.current = row;
     this.inFlight++;
-    this.notifier.send(row).then(
-      () => {
-        this.inFlight--;
-        this.cb.delivered(key, row);
-        this.send(key, l);
-        if (this.inFlight === 0) this.cb.quiet();
-      },
-      (e: unknown) => {
-        this.inFlight--;
-        const rest = l.rows.slice(l.next);
-        l.rows = [];
-        l.next = 0;
-        l.busy = false;
-        if (this.lanes.get(key) === l) this.lanes.delete(key);
-        this.cb.failed(key, row, e instanceof Error ? e : new Error(String(e)), rest);
-        if (this.inFlight === 0) this.cb.quiet();
-      },
-    );
+    this.notifier.send(row).then(l.ok, l.fail);
+  }
+
+  private sent(l: Lane): void {
+    const row = l.current!;
+    l.current = undefined;
+    this.inFlight--;
+    this.cb.delivered(l.key, row);
+    this.send(l.key, l);
+    if (this.inFlight === 0) this.cb.quiet();
+  }
+
+  private sendFailed(l: Lane, e: unknown): void {
+    const row = l.current!;
+    l.current = undefined;
+    this.inFlight--;
+    const rest = l.rows.slice(l.next);
+    l.rows = [];
+    l.next = 0;
+    l.busy = false;
+    if (this.lanes.get(l.key) === l) this.lanes.delete(l.key);
+    this.cb.failed(l.key, row, e instanceof Error ? e : new Error(String(e)), rest);
+    if (this.inFlight === 0) this.cb.quiet();
   }
 }

@@ -114,29 +114,17 @@ export function matchEvent(sub: Subscription, ev: ChangeEvent, filters: Compiled
 
   const ch = classifyChanges(ev);
   const watched = sub.watchedAttributes;
-  const w = (names: string[]) => (watched ? names.filter((n) => watched.includes(n)) : names);
-  const created = w(ch.created);
-  const updated = w(ch.updated);
-  const deleted = w(ch.deleted);
-
-  const fires = (t: Trigger): boolean => {
-    switch (t) {
-      case 'entityCreated':
-        return ev.kind === 'create';
-      case 'entityDeleted':
-        return ev.kind === 'delete';
-      case 'entityUpdated':
-        return (ev.kind === 'update' || ev.kind === 'replace') && created.length + updated.length + deleted.length > 0;
-      case 'attributeCreated':
-        return ev.kind !== 'delete' && created.length > 0;
-      case 'attributeUpdated':
-        return ev.kind !== 'delete' && ev.kind !== 'create' && updated.some((a) => !deleted.includes(a) || sameInstancesChanged(ev, a));
-      case 'attributeDeleted':
-        // deleting the entity deletes its (watched) attributes as well
-        return ev.kind !== 'create' && deleted.length > 0;
+  // (no closures here: this runs for every candidate subscription of every change)
+  const created = watched ? onlyWatched(ch.created, watched) : ch.created;
+  const updated = watched ? onlyWatched(ch.updated, watched) : ch.updated;
+  const deleted = watched ? onlyWatched(ch.deleted, watched) : ch.deleted;
+  let trigger: Trigger | undefined;
+  for (const t of PRIORITY) {
+    if (sub.notificationTrigger.includes(t) && fires(t, ev, created, updated, deleted)) {
+      trigger = t;
+      break;
     }
-  };
-  const trigger = PRIORITY.find((t) => sub.notificationTrigger.includes(t) && fires(t));
+  }
   if (!trigger) return null;
 
   const target = ev.kind === 'delete' ? ev.before : ev.after;
@@ -145,6 +133,31 @@ export function matchEvent(sub: Subscription, ev: ChangeEvent, filters: Compiled
   if (filters.geo && !filters.geo(target)) return null;
   if (filters.scope && !filters.scope(target)) return null;
   return { trigger, created, updated, deleted };
+}
+
+function onlyWatched(names: string[], watched: string[]): string[] {
+  return names.filter((n) => watched.includes(n));
+}
+
+function fires(t: Trigger, ev: ChangeEvent, created: string[], updated: string[], deleted: string[]): boolean {
+  switch (t) {
+    case 'entityCreated':
+      return ev.kind === 'create';
+    case 'entityDeleted':
+      return ev.kind === 'delete';
+    case 'entityUpdated':
+      return (ev.kind === 'update' || ev.kind === 'replace') && created.length + updated.length + deleted.length > 0;
+    case 'attributeCreated':
+      return ev.kind !== 'delete' && created.length > 0;
+    case 'attributeUpdated':
+      if (ev.kind === 'delete' || ev.kind === 'create') return false;
+      for (const a of updated) if (!deleted.includes(a) || sameInstancesChanged(ev, a)) return true;
+      return false;
+    case 'attributeDeleted':
+      // deleting the entity deletes its (watched) attributes as well
+      return ev.kind !== 'create' && deleted.length > 0;
+  }
+  return false;
 }
 
 /**
