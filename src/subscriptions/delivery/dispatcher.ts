@@ -37,7 +37,7 @@ export interface DispatcherOptions {
   log?: Logger;
   /** fast path: longest in-memory lane of a subscription before further rows go through the table */
   laneCap?: number;
-  /** fast path: delivered rows are deleted in one statement at most this often while busy (ms) */
+  /** fast path: delivered fan-out rows are deleted in one statement at most this often (ms, default 200) */
   ackEveryMs?: number;
   /**
    * fast path: delivery outcomes go to onResults at most this often while busy (ms); the counters
@@ -144,6 +144,7 @@ export class Dispatcher {
   private flushTimer?: NodeJS.Timeout;
   private flushAt = 0;
   private lastResults = 0;
+  private lastAcks = 0;
 
   constructor(
     private outbox: Outbox,
@@ -155,7 +156,7 @@ export class Dispatcher {
       delivered: (key, row) => this.delivered(key, row as FastRow),
       failed: (key, row, e, rest) => this.failed(key, row as FastRow, e, rest as FastRow[]),
       spilled: (key, rest) => this.spilled(key, rest as FastRow[]),
-      quiet: () => this.scheduleFlush(true),
+      quiet: () => this.scheduleFlush(),
     });
   }
 
@@ -202,7 +203,7 @@ export class Dispatcher {
     this.doneBySub.delete(k);
     this.viaTable.delete(k);
     this.gone.add(k);
-    this.scheduleFlush(false);
+    this.scheduleFlush();
   }
 
   /** Resolves when nothing is being stored, sent, acknowledged or claimed (a retry timer may be armed). */
@@ -210,7 +211,7 @@ export class Dispatcher {
     if (this.isIdle()) return Promise.resolve();
     return new Promise((r) => {
       this.idleWaiters.push(r);
-      this.scheduleFlush(false);
+      this.scheduleFlush();
     });
   }
 
@@ -433,7 +434,7 @@ export class Dispatcher {
       this.results.push(f.result);
     }
     this.kick();
-    this.scheduleFlush(false);
+    this.scheduleFlush();
   }
 
   /** Subscriptions in viaTable with nothing left anywhere come back to the fast path. */
@@ -479,7 +480,7 @@ export class Dispatcher {
         open.count = (open.count ?? 1) + 1;
         open.at = at;
         open.latencyMs = at - row.createdAt;
-        this.scheduleFlush(false);
+        this.scheduleFlush();
         return;
       }
     }
@@ -487,14 +488,14 @@ export class Dispatcher {
     this.results.push(r);
     if (this.opts.coalesceResults) this.openResults.set(key, r);
     this.opts.onResult?.(r);
-    this.scheduleFlush(false);
+    this.scheduleFlush();
   }
 
   /** A fast-path send failed: the subscription moves to the table (the failed row with its retry time). */
   private failed(key: string, row: FastRow, e: Error, rest: FastRow[]): void {
     if (this.gone.has(key)) {
       for (const x of [row, ...rest]) this.settleTarget(x.fan);
-      this.scheduleFlush(false);
+      this.scheduleFlush();
       return;
     }
     const r: DeliveryResult = { tenant: row.tenant, subscriptionId: row.subscriptionId, ok: false, at: this.clock.now(), error: e.message };
@@ -518,35 +519,36 @@ export class Dispatcher {
   }
 
   /**
-   * Fan-out deletes and outcomes are written in batches. Deletes: at once when no send is in
-   * flight (`now`), else at most every ackEveryMs. Outcomes: at most every resultsEveryMs, even
-   * when the lanes go quiet between two changes (at 10,000 notifications/s they do, every few ms:
-   * writing the counters then was an UPDATE of a hundred subscriptions per change, competing with
-   * the writes); retrievals merge what is not written yet. An idle() waiter flushes everything.
+   * Fan-out deletes and outcomes are written in batches, by a timer: deletes at most every
+   * ackEveryMs, outcomes at most every resultsEveryMs; an idle() waiter (or stop) flushes at once.
+   * Not at once when the lanes go quiet: at 10,000 notifications/s they do between two changes,
+   * every few ms, and a DELETE (and the counters UPDATE) per change was a third of the statements
+   * and of the WAL flushes competing with the writes. A delivered fan-out row is kept a little
+   * longer; after a crash its targets are sent again (at-least-once, as before).
    */
-  private scheduleFlush(now: boolean): void {
+  private scheduleFlush(): void {
     if (this.flushing) return; // flush() looks again when it is done
     if (this.fanAcks.length === 0 && this.results.length === 0) {
       this.wakeIdle();
       return;
     }
-    const resultsAt = this.lastResults + (this.opts.resultsEveryMs ?? 2000);
-    const resultsDue = this.results.length > 0 && Date.now() >= resultsAt;
+    const nowMs = Date.now();
+    const resultsAt = this.results.length > 0 ? this.lastResults + (this.opts.resultsEveryMs ?? 2000) : Infinity;
+    const acksAt = this.fanAcks.length > 0 ? this.lastAcks + (this.opts.ackEveryMs ?? 200) : Infinity;
     const waiting = this.idleWaiters.length > 0;
-    if (waiting || resultsDue || (this.fanAcks.length > 0 && (now || this.lanes.sending === 0))) {
+    if (waiting || nowMs >= resultsAt || nowMs >= acksAt) {
       this.clearFlushTimer();
       void this.flush(waiting);
       return;
     }
-    const wait = this.fanAcks.length > 0 ? this.opts.ackEveryMs ?? 20 : Math.max(0, resultsAt - Date.now());
-    const at = Date.now() + wait;
+    const at = Math.min(resultsAt, acksAt);
     if (this.flushTimer && this.flushAt <= at) return;
     this.clearFlushTimer();
     this.flushAt = at;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
       void this.flush(false);
-    }, wait);
+    }, at - nowMs);
   }
 
   private clearFlushTimer(): void {
@@ -560,8 +562,9 @@ export class Dispatcher {
     this.flushing = true;
     try {
       do {
-        const acks = this.fanAcks.splice(0);
+        const acks = all || Date.now() >= this.lastAcks + (this.opts.ackEveryMs ?? 200) ? this.fanAcks.splice(0) : [];
         if (acks.length) {
+          this.lastAcks = Date.now();
           try {
             await this.outbox.deleteFanouts(acks);
           } catch (e) {
@@ -582,7 +585,7 @@ export class Dispatcher {
       } while (all && (this.fanAcks.length > 0 || this.results.length > 0));
     } finally {
       this.flushing = false;
-      this.scheduleFlush(false);
+      this.scheduleFlush();
     }
   }
 
