@@ -114,6 +114,9 @@ export interface FanoutItem {
 }
 
 /** stored target: [position, subscriptionId, endpoint, notifierInfo, timeoutMs] */
+/** fan-out rows inserted with one parameter per value (4 each; far below the 65,535 parameters of a statement) */
+const FANOUT_VALUES_MAX = 1000;
+
 type StoredTarget = [number, string, string, { key: string; value: string }[] | null, number | null];
 
 /** An outbox row to write with its delivery state (a fan-out target moved to the table). */
@@ -286,6 +289,30 @@ export class Outbox {
   /** Stores fan-out rows in one statement; returns their ids in order. */
   async insertFanouts(fans: FanoutItem[], now: number, db: Db = this.db): Promise<number[]> {
     if (fans.length === 0) return [];
+    const targets = (f: FanoutItem) =>
+      JSON.stringify(f.targets.map((t, k): StoredTarget => [k, t.subscriptionId, t.endpoint, t.notifierInfo ?? null, t.timeoutMs ?? null]));
+    if (fans.length <= FANOUT_VALUES_MAX) {
+      // one parameter per value: text[] parameters are escaped element by element by the driver (two
+      // regex replaces over every body tail and target list, per change, on the fan-out's hot path)
+      const params: unknown[] = [now];
+      let values = '';
+      for (let i = 0; i < fans.length; i++) {
+        const f = fans[i];
+        const b = params.length;
+        params.push(f.tenant, this.headersJson(f.headers), f.tail, targets(f));
+        values += `${i ? ',' : ''}($${b + 1}::text, $${b + 2}::jsonb, $${b + 3}::text, $${b + 4}::jsonb, ${i})`;
+      }
+      const r = await db.query<{ ids: string | null }>(
+        `WITH ins AS (
+           INSERT INTO notification_fanout (tenant, headers, tail, targets, created_at)
+           SELECT t, h, tl, tg, $1::bigint FROM (VALUES ${values}) AS x(t, h, tl, tg, ord)
+           ORDER BY ord
+           RETURNING id)
+         SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ins`,
+        params,
+      );
+      return (r[0]?.ids ?? '').split(',').filter(Boolean).map(Number);
+    }
     const r = await db.query<{ ids: string | null }>(
       `WITH ins AS (
          INSERT INTO notification_fanout (tenant, headers, tail, targets, created_at)
@@ -294,15 +321,7 @@ export class Outbox {
          ORDER BY ord
          RETURNING id)
        SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ins`,
-      [
-        fans.map((f) => f.tenant),
-        fans.map((f) => this.headersJson(f.headers)),
-        fans.map((f) => f.tail),
-        fans.map((f) =>
-          JSON.stringify(f.targets.map((t, k): StoredTarget => [k, t.subscriptionId, t.endpoint, t.notifierInfo ?? null, t.timeoutMs ?? null])),
-        ),
-        now,
-      ],
+      [fans.map((f) => f.tenant), fans.map((f) => this.headersJson(f.headers)), fans.map((f) => f.tail), fans.map(targets), now],
     );
     return (r[0]?.ids ?? '').split(',').filter(Boolean).map(Number);
   }
