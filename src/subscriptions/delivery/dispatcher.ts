@@ -130,7 +130,14 @@ export class Dispatcher {
   /** deleted subscriptions: a send of theirs still in flight that fails is not moved to the table */
   private gone = new Set<string>();
   /** fan-outs a subscription was delivered from that still owe others (a move drops it from them) */
-  private doneBySub = new Map<string, Set<Fan>>();
+  /**
+   * per subscription: how many unfinished fan-outs it was delivered from (entries stay at 0: a Set
+   * per subscription added and deleted per notification made the map rehash all the time, and its
+   * tables were most of what the fast path promoted to the old generation)
+   */
+  private doneCount = new Map<string, { n: number }>();
+  /** fan-outs with targets still owed */
+  private liveFans = new Set<Fan>();
   private submissions: Submission[] = [];
   private committing = false;
   /** the claim path ran dry: see whether subscriptions in viaTable can come back to the fast path */
@@ -200,7 +207,8 @@ export class Dispatcher {
       gone.push(...m.laneRest, ...m.late);
     }
     for (const r of gone) this.settleTarget(r.fan);
-    this.doneBySub.delete(k);
+    this.dropDone(k);
+    this.doneCount.delete(k);
     this.viaTable.delete(k);
     this.gone.add(k);
     this.scheduleFlush();
@@ -271,7 +279,7 @@ export class Dispatcher {
 
   /** The subscription has fan-out targets stored (in a lane, or delivered from unfinished fan-outs). */
   private present(k: string): boolean {
-    return this.lanes.queued(k) > 0 || this.doneBySub.has(k);
+    return this.lanes.queued(k) > 0 || (this.doneCount.get(k)?.n ?? 0) > 0;
   }
 
   /** Starts moving a subscription to the table: its lane stops after the send in flight. */
@@ -346,6 +354,7 @@ export class Dispatcher {
     const byLane = new Map<string, FastRow[]>();
     fans.forEach((g, i) => {
       const fan: Fan = { id: ids[i], remaining: g.items.length, done: [] };
+      this.liveFans.add(fan);
       g.items.forEach((it, t) => {
         const row: FastRow = {
           tenant: it.tenant,
@@ -412,7 +421,7 @@ export class Dispatcher {
     }
     for (const r of [...m.laneRest, ...m.late]) rows.push({ row: r, attempts: 0, state: 'pending', nextAt: r.nextAt ?? r.createdAt });
     const fanIds = new Set<number>(rows.map((r) => (r.row as FastRow).fan.id));
-    for (const fan of this.doneBySub.get(k) ?? []) fanIds.add(fan.id);
+    for (const fan of this.liveFans) if (fan.done.includes(k)) fanIds.add(fan.id);
     const { tenant, subscriptionId } = splitKey(k);
     try {
       await this.outbox.moveTargets(tenant, subscriptionId, rows, [...fanIds], now);
@@ -424,8 +433,7 @@ export class Dispatcher {
     }
     this.moves.delete(k);
     for (const r of rows) this.settleTarget((r.row as FastRow).fan);
-    for (const fan of this.doneBySub.get(k) ?? []) fan.done = fan.done.filter((d) => d !== k);
-    this.doneBySub.delete(k);
+    this.dropDone(k);
     if (f) {
       if (dead) {
         f.result.dead = true;
@@ -457,21 +465,27 @@ export class Dispatcher {
   private settleTarget(fan: Fan): void {
     if (--fan.remaining > 0) return;
     this.fanAcks.push(fan.id);
+    this.liveFans.delete(fan);
     for (const d of fan.done) {
-      const set = this.doneBySub.get(d);
-      if (!set) continue;
-      set.delete(fan);
-      if (set.size === 0) this.doneBySub.delete(d);
+      const c = this.doneCount.get(d);
+      if (c) c.n--;
     }
+  }
+
+  /** The subscription leaves the unfinished fan-outs it was delivered from (moved or deleted). */
+  private dropDone(k: string): void {
+    for (const fan of this.liveFans) if (fan.done.includes(k)) fan.done = fan.done.filter((d) => d !== k);
+    const c = this.doneCount.get(k);
+    if (c) c.n = 0;
   }
 
   private delivered(key: string, row: FastRow): void {
     const at = this.clock.now();
     if (row.fan.remaining > 1) {
       row.fan.done.push(key);
-      let set = this.doneBySub.get(key);
-      if (!set) this.doneBySub.set(key, (set = new Set()));
-      set.add(row.fan);
+      let c = this.doneCount.get(key);
+      if (!c) this.doneCount.set(key, (c = { n: 0 }));
+      c.n++;
     }
     this.settleTarget(row.fan);
     if (this.opts.coalesceResults) {
