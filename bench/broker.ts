@@ -7,6 +7,8 @@
 import { startBroker, wrk, table, fmt, cpuSnapshot, cpuDelta, quietDatabase, resetBrokerTables } from './_lib.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+/** seconds of the same load before each measured scenario (JIT, caches, connection pools: the steady state is measured) */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const N = 10_000;
 /** BENCH_SCENARIOS=get,type,q,patch,upsert,big (default all); BENCH_STORES=postgres,pglite (default both) */
 const SCENARIOS = process.env.BENCH_SCENARIOS?.split(',');
@@ -48,15 +50,20 @@ async function run(store: 'postgres' | 'pglite') {
       cpu0 = cpuSnapshot({ broker: b.proc.pid! });
     };
 
-    cpu0 = cpuSnapshot({ broker: b.proc.pid! });
+    // each scenario: WARMUP seconds of its load, then the measured run (CPU counted from there)
+    const measure = (url: string, opts: Parameters<typeof wrk>[1] = {}) => {
+      if (WARMUP > 0) wrk(url, { ...opts, seconds: WARMUP });
+      cpu0 = cpuSnapshot({ broker: b.proc.pid! });
+      return wrk(url, opts);
+    };
     const on = (name: string) => !SCENARIOS || SCENARIOS.includes(name);
-    if (on('get')) add('GET /entities/{id}', wrk(`${b.url}/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingSpot:1`, {
+    if (on('get')) add('GET /entities/{id}', measure(`${b.url}/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingSpot:1`, {
       seconds: SECONDS,
       lua: `counter = 0\nrequest = function()\n counter = counter + 1\n return wrk.format("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingSpot:" .. (counter % ${N}))\nend`,
     }), 1, '≥ 30k/s');
-    if (on('type')) add('GET ?type=ParkingSpot&limit=20', wrk(`${b.url}/ngsi-ld/v1/entities?type=ParkingSpot&limit=20`, { seconds: SECONDS }), 1, '≥ 5k/s');
-    if (on('q')) add('GET ?type&q=status=="free"', wrk(`${b.url}/ngsi-ld/v1/entities?type=ParkingSpot&q=status==%22free%22&limit=20`, { seconds: SECONDS }), 1, '');
-    if (on('patch')) add('PATCH /entities/{id}/attrs', wrk(`${b.url}/`, {
+    if (on('type')) add('GET ?type=ParkingSpot&limit=20', measure(`${b.url}/ngsi-ld/v1/entities?type=ParkingSpot&limit=20`, { seconds: SECONDS }), 1, '≥ 5k/s');
+    if (on('q')) add('GET ?type&q=status=="free"', measure(`${b.url}/ngsi-ld/v1/entities?type=ParkingSpot&q=status==%22free%22&limit=20`, { seconds: SECONDS }), 1, '');
+    if (on('patch')) add('PATCH /entities/{id}/attrs', measure(`${b.url}/`, {
       seconds: SECONDS,
       lua: `counter = 0\nwrk.method = "PATCH"\nwrk.headers["Content-Type"] = "application/json"\nrequest = function()\n counter = counter + 1\n return wrk.format("PATCH", "/ngsi-ld/v1/entities/urn:ngsi-ld:ParkingSpot:" .. (counter % ${N}) .. "/attrs", nil, '{"status":{"type":"Property","value":"occupied","observedAt":"2026-11-01T11:00:00Z"}}')\nend`,
     }), 1, '≥ 10k/s');
@@ -79,9 +86,9 @@ async function run(store: 'postgres' | 'pglite') {
     // Each request upserts the next 100 of the 10,000 entities (existing ones: replaced), so
     // concurrent requests write different rows, as device gateways do. (Eight connections sending
     // one fixed body would serialise on the same 100 row locks and measure lock waits.)
-    if (on('upsert')) add('upsert 100 entities/request', wrk(`${b.url}/ngsi-ld/v1/entityOperations/upsert`, {
+    if (on('upsert')) add('upsert 100 entities/request', measure(`${b.url}/ngsi-ld/v1/entityOperations/upsert`, {
       seconds: SECONDS,
-      connections: 8,
+      connections: Number(process.env.BENCH_UPSERT_CONNECTIONS ?? 8),
       lua: `counter = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"

@@ -96,6 +96,60 @@ test(`${storeKind()}: writes from a stale entity cache never lose another writer
   for (let k = 0; k < 40; k++) assert.equal(e?.attrs[`https://uri.etsi.org/ngsi-ld/default-context/a${k}`]?.[0].value, k);
 });
 
+test(`${storeKind()}: attributes stored in the compact form keep their own timestamps across partial writes`, async () => {
+  // A write ships only attributes whose stored JSON changes; implied instance timestamps must still
+  // read back right after the row's modifiedAt moves on, and rows in the older full form too.
+  const id = 'urn:ngsi-ld:AirQualityObserved:compact';
+  const repo = new Broker(db, new LocalChangeBus(), new ContextLoader()).repo; // no cache: reads the row
+  await broker.upsertEntities('', [sensor(0)].map((e) => ({ ...e, id })));
+  const first = (await repo.get('', id))!;
+  const pm = 'https://uri.etsi.org/ngsi-ld/default-context/pm25';
+  const st = 'https://uri.etsi.org/ngsi-ld/status';
+  assert.equal(first.attrs[st][0].modifiedAt, first.modifiedAt);
+  assert.equal(first.attrs[st][0].type, 'Property');
+  await new Promise((r) => setTimeout(r, 5)); // a later modifiedAt
+  await broker.updateAttrs('', id, { pm25: { type: 'Property', value: 7 } });
+  const second = (await repo.get('', id))!;
+  assert.notEqual(second.modifiedAt, first.modifiedAt);
+  assert.equal(second.attrs[pm][0].value, 7);
+  assert.equal(second.attrs[pm][0].modifiedAt, second.modifiedAt);
+  assert.equal(second.attrs[pm][0].createdAt, first.attrs[pm][0].createdAt);
+  // untouched: its timestamps are the first write's, though the row's modifiedAt changed
+  assert.equal(second.attrs[st][0].modifiedAt, first.modifiedAt);
+  assert.equal(second.attrs[st][0].createdAt, first.modifiedAt);
+  // replace by upsert with the same status value: new instances, stored JSON unchanged, now implied
+  await new Promise((r) => setTimeout(r, 5));
+  await broker.upsertEntities('', [{ id, type: 'AirQualityObserved', status: { type: 'Property', value: 'warn' }, pm25: { type: 'Property', value: 12345 } }]);
+  const third = (await repo.get('', id))!;
+  assert.equal(third.attrs[st][0].createdAt, third.modifiedAt);
+  assert.equal(third.attrs[pm][0].value, 12345);
+  assert.equal(third.attrs['https://uri.etsi.org/ngsi-ld/location'], undefined);
+  const stored = await db.query<{ a: Record<string, unknown[]> }>('SELECT attrs AS a FROM entities WHERE tenant = $1 AND id = $2', ['', id]);
+  assert.deepEqual(stored[0].a[st], [{ value: 'warn' }]);
+
+  // a row written in the full form (before the compact one) reads back as it is, and is rewritten whole
+  const legacy = 'urn:ngsi-ld:AirQualityObserved:legacy';
+  const t0 = '2026-01-01T00:00:00.000Z';
+  await db.query(
+    `INSERT INTO entities (tenant, id, types, created_at, modified_at, attrs, attr_names) VALUES ('', $1, $2, $3, $3, $4::jsonb, $5)`,
+    [legacy, ['https://uri.etsi.org/ngsi-ld/default-context/AirQualityObserved'], t0, JSON.stringify({ [st]: [{ type: 'Property', value: 'ok', createdAt: t0, modifiedAt: t0 }], [pm]: [{ type: 'Property', value: 1, createdAt: t0, modifiedAt: t0 }] }), [st, pm]],
+  );
+  await broker.updateAttrs('', legacy, { pm25: { type: 'Property', value: 2 } });
+  const l = (await repo.get('', legacy))!;
+  assert.equal(l.attrs[pm][0].value, 2);
+  assert.equal(l.attrs[pm][0].createdAt, t0);
+  assert.notEqual(l.attrs[pm][0].modifiedAt, t0);
+  assert.equal(l.attrs[st][0].modifiedAt, t0);
+  assert.equal(l.attrs[st][0].createdAt, t0);
+  // q on an instance timestamp sees implied and explicit ones alike
+  const q = await broker.query('', { type: 'AirQualityObserved', q: `status.modifiedAt<"2026-02-01T00:00:00Z"`, limit: 10 });
+  assert.deepEqual(q.entities.map((e) => e.id), [legacy]);
+  const q2 = await broker.query('', { type: 'AirQualityObserved', q: `pm25.createdAt>"2026-02-01T00:00:00Z";status=="warn";pm25==12345`, limit: 10 });
+  assert.deepEqual(q2.entities.map((e) => e.id), [id]);
+  await broker.deleteEntity('', id);
+  await broker.deleteEntity('', legacy);
+});
+
 test(`${storeKind()}: purge by type deletes everything of that type`, async () => {
   const n = await broker.purge('', { type: 'AirQualityObserved' });
   assert.equal(n, 2000);

@@ -40,7 +40,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
     const n = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM entities WHERE tenant = $1 AND types @> ARRAY[$2]::text[]', [tenant, iri]);
     if (!Number(n[0].n)) throw new ProblemError('ResourceNotFound', `No entity of type "${req.params.type}" exists.`);
     const rows = await db.query<{ k: string; types: string[] }>(
-      `SELECT a.k, array_agg(DISTINCT i->>'type') AS types FROM entities e, jsonb_each(e.attrs) AS a(k, v), jsonb_array_elements(a.v) i
+      `SELECT a.k, array_agg(DISTINCT COALESCE(i->>'type', 'Property')) AS types FROM entities e, jsonb_each(e.attrs) AS a(k, v), jsonb_array_elements(a.v) i
        WHERE e.tenant = $1 AND e.types @> ARRAY[$2]::text[] GROUP BY a.k ORDER BY a.k`, [tenant, iri]);
     return sendEntities(reply, rep, ctxRef, {
       id: iri, type: 'EntityTypeInfo', typeName: ctx.compactIri(iri), entityCount: Number(n[0].n),
@@ -64,7 +64,7 @@ export function typesAndAttributesRoutes(app: FastifyInstance, p: Platform) {
     const { rep, ctxRef, ctx, tenant } = await prelude(req);
     const iri = ctx.expandTerm(req.params.attr);
     const rows = await db.query<{ n: number; types: string[]; atypes: string[] }>(
-      `SELECT count(DISTINCT e.id)::int AS n, array_agg(DISTINCT t) AS types, array_agg(DISTINCT i->>'type') AS atypes
+      `SELECT count(DISTINCT e.id)::int AS n, array_agg(DISTINCT t) AS types, array_agg(DISTINCT COALESCE(i->>'type', 'Property')) AS atypes
        FROM entities e CROSS JOIN LATERAL unnest(e.types) t CROSS JOIN LATERAL jsonb_array_elements(e.attrs->$2) i
        WHERE e.tenant = $1 AND e.attrs ? $2`, [tenant, iri]);
     if (!rows.length || !Number(rows[0].n)) throw new ProblemError('ResourceNotFound', `No entity has attribute "${req.params.attr}".`);

@@ -881,7 +881,7 @@ function termSql(t: ResolvedTerm, ctx: SqlCtx): string {
     el = '_q_i.x';
   } else {
     rows = `jsonb_array_elements(${ctx.attrs} -> ${bind(ctx, path.attr)}) AS _q_i(x)`;
-    el = `_q_i.x${subChain(path, ctx)}`;
+    el = instanceElement(path, ctx);
   }
   const m = path.member ? bind(ctx, path.member) + '::text[]' : null;
   const base = leaf ? (m ? `_q_e.el #> ${m}` : '_q_e.el') : baseSql(path, ctx, m);
@@ -889,6 +889,14 @@ function termSql(t: ResolvedTerm, ctx: SqlCtx): string {
   // A sub-attribute is an element only when it is an object (the evaluator's check).
   const isElem = !leaf && path.sub.length > 0 ? ` AND jsonb_typeof(_q_e.el) = 'object'` : '';
   return `EXISTS (SELECT 1 FROM ${rows} CROSS JOIN LATERAL (SELECT ${el} AS el) AS _q_e CROSS JOIN LATERAL (SELECT ${base} AS b) AS _q_b WHERE _q_e.el IS NOT NULL${isElem} AND ${pred})`;
+}
+
+/** The element a term addresses within the instance `_q_i.x`. */
+function instanceElement(path: ResolvedPath, ctx: SqlCtx): string {
+  // an instance's own timestamps may be implied by the row (repository/stored-form.ts)
+  if (path.sub.length === 0 && path.leafKey === 'modifiedAt') return `COALESCE(_q_i.x -> 'modifiedAt', to_jsonb(${ctx.modified}))`;
+  if (path.sub.length === 0 && path.leafKey === 'createdAt') return `COALESCE(_q_i.x -> 'createdAt', _q_i.x -> 'modifiedAt', to_jsonb(${ctx.modified}))`;
+  return `_q_i.x${subChain(path, ctx)}`;
 }
 
 function subChain(path: ResolvedPath, ctx: SqlCtx): string {
