@@ -92,6 +92,8 @@ export const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString(
  */
 export function cpuSnapshot(pids: Record<string, number> = {}): Map<string, number> {
   const byPid = new Map(Object.entries(pids).map(([label, pid]) => [String(pid), label]));
+  // per process ("label pid"): a process that ended between two snapshots must not count as
+  // negative time for its group (pooled database connections come and go)
   const m = new Map<string, number>();
   let dirs: string[] = [];
   try {
@@ -104,8 +106,7 @@ export function cpuSnapshot(pids: Record<string, number> = {}): Map<string, numb
       const st = readFileSync(`/proc/${d}/stat`, 'utf8');
       const name = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\/.*/, '');
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      const key = byPid.get(d) ?? name;
-      m.set(key, (m.get(key) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+      m.set(`${byPid.get(d) ?? name} ${d}`, (Number(f[11]) + Number(f[12])) / 100);
     } catch {
       /* the process ended meanwhile */
     }
@@ -115,12 +116,13 @@ export function cpuSnapshot(pids: Record<string, number> = {}): Map<string, numb
 
 /** CPU use between two snapshots as "label 97%, postgres 80%, ..." (share of one core), top `n`. */
 export function cpuDelta(a: Map<string, number>, b: Map<string, number>, seconds: number, n = 4): string {
-  const d: [string, number][] = [];
+  const byGroup = new Map<string, number>();
   for (const [k, v] of b) {
     const x = v - (a.get(k) ?? 0);
-    if (x > 0) d.push([k, x]);
+    const g = k.slice(0, k.lastIndexOf(' '));
+    if (x > 0) byGroup.set(g, (byGroup.get(g) ?? 0) + x);
   }
-  return d.sort((p, q) => q[1] - p[1]).slice(0, n).map(([k, x]) => `${k} ${Math.round((100 * x) / seconds)}%`).join(', ');
+  return [...byGroup].sort((p, q) => q[1] - p[1]).slice(0, n).map(([k, x]) => `${k} ${Math.round((100 * x) / seconds)}%`).join(', ');
 }
 
 /** Waits (up to `maxS` seconds) until no autovacuum worker runs in the database at `url`: latency figures are taken on a settled server. */

@@ -50,8 +50,8 @@ test('stored form: rows in the full form read unchanged and are flagged when the
 test('stored form: storedAlike tells when an attribute keeps its stored JSON across versions', () => {
   const M2 = '2026-11-22T11:00:00.000Z';
   // replaced with the same value: new instance stamped with the new version, stored the same
-  const before = [{ type: 'Property', value: ['a'], createdAt: M, modifiedAt: M }];
-  const after = [{ type: 'Property', value: ['a'], createdAt: M2, modifiedAt: M2 }];
+  const before: AttrInstance[] = [{ type: 'Property', value: ['a'], createdAt: M, modifiedAt: M }];
+  const after: AttrInstance[] = [{ type: 'Property', value: ['a'], createdAt: M2, modifiedAt: M2 }];
   assert.equal(storedAlike(before, M, toStoredAttrs({ x: after }, M2).x), true);
   // untouched by a partial update: its timestamps are no longer the entity's, so it must be sent
   assert.equal(storedAlike(before, M, toStoredAttrs({ x: before }, M2).x), false);
