@@ -506,15 +506,18 @@ export class Broker implements BrokerApi {
     });
     const ok: StoredEntity[] = [];
     const errors: BatchResult['errors'] = [];
-    const now = nowIso();
+    const nopts = { now: nowIso(), ...opts };
+    // one context for the whole batch unless each item brings its own (an await per item was a
+    // promise and a microtask per entity on the hot path of batch writes)
+    let shared: TermResolver | undefined;
     for (const item of body as Record<string, unknown>[]) {
       const rawId = String(item.id ?? item['@id'] ?? '');
       try {
         const has = item['@context'] !== undefined;
         if (perItemContext && !has) throw new ProblemError('BadRequestData', 'An entity sent as application/ld+json needs an "@context".');
         if (!perItemContext && has) throw new ProblemError('BadRequestData', 'An entity sent as application/json must not contain "@context" (use a Link header or application/ld+json).');
-        const ctx = await this.contexts.resolve(perItemContext ? (item['@context'] as ContextRef) : ctxRef, { tenant });
-        ok.push(normalizeEntity(item, ctx, { now, ...opts }));
+        const ctx = perItemContext ? await this.contexts.resolve(item['@context'] as ContextRef, { tenant }) : (shared ??= await this.contexts.resolve(ctxRef, { tenant }));
+        ok.push(normalizeEntity(item, ctx, nopts));
       } catch (err) {
         errors.push({ entityId: rawId, error: toProblem(err) });
       }
