@@ -552,7 +552,7 @@ export class Broker implements BrokerApi {
     const created: string[] = [];
     const evs: ChangeEvent[] = [];
     const createEvent = (e: StoredEntity): ChangeEvent => ({ tenant, entityId: e.id, types: e.type, kind: 'create', after: e, changedAttrs: Object.keys(e.attrs), at: e.createdAt });
-    const updateEvent = (cur: StoredEntity, e: StoredEntity, next: StoredEntity): ChangeEvent => ({ tenant, entityId: e.id, types: next.type, kind: mode === 'replace' ? 'replace' : 'update', before: cur, after: next, changedAttrs: Object.keys(e.attrs), deletedAttrs: mode === 'replace' ? Object.keys(cur.attrs).filter((a) => !(a in e.attrs)) : undefined, at: e.modifiedAt });
+    const updateEvent = (cur: StoredEntity, e: StoredEntity, next: StoredEntity): ChangeEvent => ({ tenant, entityId: e.id, types: next.type, kind: mode === 'replace' ? 'replace' : 'update', before: cur, after: next, changedAttrs: Object.keys(e.attrs), deletedAttrs: mode === 'replace' ? missingFrom(cur.attrs, e.attrs) : undefined, at: e.modifiedAt });
     let rest = merged;
     if (this.cache.enabled) {
       // fast path: cached entities are replaced / updated if their row is unchanged, the others
@@ -931,6 +931,13 @@ function mergePatch(target: Record<string, unknown>, patch: Record<string, unkno
 }
 
 /** The entity an upsert writes over `cur`: `e` whole (replace, keeping createdAt) or attribute by attribute (update). */
+/** Names of `a` that `b` lacks. */
+function missingFrom(a: object, b: object): string[] {
+  const out: string[] = [];
+  for (const k in a) if (!(k in b)) out.push(k);
+  return out;
+}
+
 function upsertInto(cur: StoredEntity, e: StoredEntity, mode: 'replace' | 'update'): StoredEntity {
   let next: StoredEntity;
   if (mode === 'replace') {

@@ -52,11 +52,20 @@ test('stored form: storedAlike tells when an attribute keeps its stored JSON acr
   // replaced with the same value: new instance stamped with the new version, stored the same
   const before: AttrInstance[] = [{ type: 'Property', value: ['a'], createdAt: M, modifiedAt: M }];
   const after: AttrInstance[] = [{ type: 'Property', value: ['a'], createdAt: M2, modifiedAt: M2 }];
-  assert.equal(storedAlike(before, M, toStoredAttrs({ x: after }, M2).x), true);
+  assert.equal(storedAlike(after, M2, before, M), true);
+  assert.equal(jsonEqual(toStoredAttrs({ x: after }, M2), toStoredAttrs({ x: before }, M)), true);
   // untouched by a partial update: its timestamps are no longer the entity's, so it must be sent
-  assert.equal(storedAlike(before, M, toStoredAttrs({ x: before }, M2).x), false);
-  assert.equal(storedAlike(before, M, toStoredAttrs({ x: [{ ...after[0], value: ['b'] }] }, M2).x), false);
-  assert.equal(storedAlike(before, M, toStoredAttrs({ x: [...after, ...after] }, M2).x), false);
+  assert.equal(storedAlike(before, M2, before, M), false);
+  assert.equal(storedAlike([{ ...after[0], value: ['b'] }], M2, before, M), false);
+  assert.equal(storedAlike([...after, ...after], M2, before, M), false);
+  assert.equal(storedAlike([{ ...after[0], type: 'JsonProperty' }], M2, before, M), false);
+  assert.equal(storedAlike([{ ...after[0], observedAt: M }], M2, before, M), false);
+  // explicit timestamps that do not follow the entity's stay equal when unchanged
+  const old: AttrInstance[] = [{ type: 'Relationship', object: 'urn:x:1', createdAt: EARLIER, modifiedAt: EARLIER }];
+  assert.equal(storedAlike(old, M2, old, M), true);
+  // members absent on both sides (stored as null) match
+  assert.equal(storedAlike([{ type: 'Property', value: 1 }], M2, [{ type: 'Property', value: 1 }], M), true);
+  assert.equal(storedAlike([{ type: 'Property', value: 1 }], M2, [{ type: 'Property', value: 1, createdAt: M, modifiedAt: M }], M), false);
 });
 
 test('jsonEqual: structural, key order ignored, undefined members ignored', () => {
@@ -93,4 +102,25 @@ test('entity cache: second-chance eviction keeps entries used since the last pas
   c.delete('other', 'z');
   assert.equal(c.get('other', 'z'), undefined);
   assert.equal(new EntityCache(0).enabled, false);
+});
+
+test('stored form: storedAlike agrees with comparing the built stored forms (generated cases)', () => {
+  const times = [undefined, M, EARLIER, '2026-11-22T11:00:00.000Z'];
+  const types = [undefined, 'Property', 'Relationship'];
+  const values = [1, 'a', ['a'], { x: 1 }];
+  let seed = 7;
+  const pick = <T,>(xs: T[]): T => xs[(seed = (seed * 1103515245 + 12345) % 2147483648) % xs.length];
+  const inst = (): AttrInstance => {
+    const i: Record<string, unknown> = {};
+    for (const [k, pool] of [['type', types], ['value', values], ['createdAt', times], ['modifiedAt', times], ['observedAt', times]] as const) {
+      const v = pick(pool as unknown[]);
+      if (v !== undefined) i[k] = v;
+    }
+    return i as AttrInstance;
+  };
+  for (let n = 0; n < 3000; n++) {
+    const a = [inst()], b = [inst()];
+    const ma = pick(times.slice(1)) as string, mb = pick(times.slice(1)) as string;
+    assert.equal(storedAlike(a, ma, b, mb), jsonEqual(toStoredAttrs({ x: a }, ma), toStoredAttrs({ x: b }, mb)), JSON.stringify({ a, ma, b, mb }));
+  }
 });

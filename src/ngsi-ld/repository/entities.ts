@@ -1,7 +1,7 @@
 import type { Db } from '../../store/db.ts';
 import type { AttrInstance, StoredEntity } from '../model/types.ts';
 import { bboxOf } from '../geo/index.ts';
-import { fromStoredAttrs, jsonEqual, storedAlike, toStoredAttrs } from './stored-form.ts';
+import { fromStoredAttrs, jsonEqual, storedAlike, toStoredAttrs, toStoredInstances } from './stored-form.ts';
 
 /**
  * SQL for entities. Every batch operation is one statement over a JSON array parameter
@@ -307,15 +307,14 @@ export class EntityRepository {
       const r: Record<string, unknown> = { n, id: after.id, xv: versionOf(before) };
       // attributes stored exactly as before (typically all but the measured ones, since instance
       // timestamps equal to the entity's are implied) are not sent: the row keeps their JSON
-      const stored = toStoredAttrs(after.attrs, after.modifiedAt);
       let set: Record<string, unknown> | undefined;
       let kept = 0;
-      for (const k in stored) {
+      for (const k in after.attrs) {
         const b = before.attrs[k];
-        if (b && storedAlike(b, before.modifiedAt, stored[k])) kept++;
-        else (set ??= {})[k] = stored[k];
+        if (b && storedAlike(after.attrs[k], after.modifiedAt, b, before.modifiedAt)) kept++;
+        else (set ??= {})[k] = toStoredInstances(after.attrs[k], after.modifiedAt);
       }
-      if (kept === 0) r.attrs = stored;
+      if (kept === 0) r.attrs = set ?? {};
       else {
         if (set) r.set = set;
         let del: string[] | undefined;

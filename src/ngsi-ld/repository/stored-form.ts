@@ -20,12 +20,7 @@ const PROPERTY = 'Property';
 /** Stored form of one entity's attributes; `modifiedAt` is the entity's. Instances are not modified. */
 export function toStoredAttrs(attrs: Record<string, AttrInstance[]>, modifiedAt: string): Record<string, Record<string, unknown>[]> {
   const out: Record<string, Record<string, unknown>[]> = {};
-  for (const name in attrs) {
-    const list = attrs[name];
-    const stored = new Array<Record<string, unknown>>(list.length);
-    for (let n = 0; n < list.length; n++) stored[n] = toStoredInstance(list[n], modifiedAt);
-    out[name] = stored;
-  }
+  for (const name in attrs) out[name] = toStoredInstances(attrs[name], modifiedAt);
   return out;
 }
 
@@ -73,15 +68,47 @@ export function fromStoredAttrs(attrs: Record<string, Record<string, unknown>[]>
   return { attrs: attrs as Record<string, AttrInstance[]>, canonical };
 }
 
+/** Stored form of one attribute's instances (see toStoredAttrs). */
+export function toStoredInstances(list: AttrInstance[], modifiedAt: string): Record<string, unknown>[] {
+  const stored = new Array<Record<string, unknown>>(list.length);
+  for (let n = 0; n < list.length; n++) stored[n] = toStoredInstance(list[n], modifiedAt);
+  return stored;
+}
+
 /**
- * True when the instances `list` of an entity last modified at `modifiedAt` are stored exactly as
- * `stored` (another version's stored instances): a write may then leave that attribute's stored
- * JSON as it is in the row.
+ * True when attribute instances `a` (of an entity last modified at `ma`) and `b` (at `mb`) are
+ * stored as the same JSON: a write may then leave that attribute's stored JSON as it is in the
+ * row. Compares without building the stored forms (this runs for every attribute of every write).
  */
-export function storedAlike(list: AttrInstance[], modifiedAt: string, stored: Record<string, unknown>[]): boolean {
-  if (list.length !== stored.length) return false;
-  for (let n = 0; n < list.length; n++) if (!jsonEqual(toStoredInstance(list[n], modifiedAt), stored[n])) return false;
+export function storedAlike(a: AttrInstance[], ma: string, b: AttrInstance[], mb: string): boolean {
+  if (a.length !== b.length) return false;
+  for (let n = 0; n < a.length; n++) if (!instanceStoredAlike(a[n], ma, b[n], mb)) return false;
   return true;
+}
+
+/** What toStoredInstance keeps of a member the row may imply (undefined: left out). */
+function impliedMember(i: AttrInstance, k: string, entityModifiedAt: string): unknown {
+  const v = i[k];
+  if (v === undefined) return null;
+  if (k === TYPE) return v === PROPERTY ? undefined : v;
+  if (k === MODIFIED) return v === entityModifiedAt ? undefined : v;
+  return v === i.modifiedAt ? undefined : v; // createdAt
+}
+
+function instanceStoredAlike(a: AttrInstance, ma: string, b: AttrInstance, mb: string): boolean {
+  if (impliedMember(a, TYPE, ma) !== impliedMember(b, TYPE, mb)) return false;
+  if (impliedMember(a, MODIFIED, ma) !== impliedMember(b, MODIFIED, mb)) return false;
+  if (impliedMember(a, CREATED, ma) !== impliedMember(b, CREATED, mb)) return false;
+  let n = 0;
+  for (const k in a) {
+    if (k === TYPE || k === MODIFIED || k === CREATED) continue;
+    const v = a[k];
+    if (v === undefined) continue;
+    n++;
+    if (!jsonEqual(v, b[k])) return false;
+  }
+  for (const k in b) if (k !== TYPE && k !== MODIFIED && k !== CREATED && b[k] !== undefined) n--;
+  return n === 0;
 }
 
 /** Structural equality of JSON values (key order ignored). */
