@@ -19,6 +19,10 @@ export interface Config {
   logLevel: string;
   /** entities kept in the read cache (0 disables it: several nodes writing one database) */
   entityCacheSize: number;
+  /** HTTP notifications: keep-alive connections per receiver origin */
+  notifyConnections: number;
+  /** HTTP notifications: requests in flight per connection (HTTP/1.1 pipelining; 1 turns it off for receivers that mishandle it) */
+  notifyPipelining: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -40,6 +44,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     contextTimeoutMs: int(env.URBIS_CONTEXT_TIMEOUT_MS, 5000),
     logLevel: env.URBIS_LOG ?? 'info',
     entityCacheSize: int(env.URBIS_ENTITY_CACHE, 100_000),
+    notifyConnections: Math.max(1, int(env.URBIS_NOTIFY_CONNECTIONS, 32)),
+    notifyPipelining: Math.max(1, int(env.URBIS_NOTIFY_PIPELINING, 16)),
   };
 }
 

@@ -74,7 +74,7 @@ class SubscriptionService {
     this.db = p.db;
     this.defaultLimit = p.config.defaultLimit;
     this.outbox = new Outbox(p.db);
-    const http = new HttpNotifier();
+    const http = new HttpNotifier({ connections: p.config.notifyConnections, pipelining: p.config.notifyPipelining });
     const mqtt = new MqttNotifier();
     this.notifier = new SchemeRouter({ http, https: http, mqtt, mqtts: mqtt });
     this.dispatcher = new Dispatcher(this.outbox, this.notifier, p.clock, {
