@@ -150,6 +150,25 @@ test(`${storeKind()}: attributes stored in the compact form keep their own times
   await broker.deleteEntity('', legacy);
 });
 
+test(`${storeKind()}: with PostGIS, the geom column follows location on every write path`, async (t) => {
+  if (!db.hasPostgis) return t.skip('no PostGIS');
+  const id = 'urn:ngsi-ld:AirQualityObserved:gis';
+  const geom = async () => (await db.query<{ g: string | null }>('SELECT ST_AsText(geom) AS g FROM entities WHERE tenant = $1 AND id = $2', ['', id]))[0]?.g ?? null;
+  await broker.upsertEntities('', [{ ...sensor(0), id }]); // insert
+  assert.equal(await geom(), 'POINT(-3.8 43.46)');
+  await broker.updateAttrs('', id, { pm25: { type: 'Property', value: 3 } }); // fast path, location untouched
+  assert.equal(await geom(), 'POINT(-3.8 43.46)');
+  await broker.updateAttrs('', id, { location: { type: 'GeoProperty', value: { type: 'Point', coordinates: [1, 2] } } }); // fast path, moved
+  assert.equal(await geom(), 'POINT(1 2)');
+  await broker.upsertEntities('', [{ id, type: 'AirQualityObserved', pm25: { type: 'Property', value: 4 } }]); // replace without location
+  assert.equal(await geom(), null);
+  const other = new Broker(db, new LocalChangeBus(), new ContextLoader());
+  await other.updateAttrs('', id, { pm25: { type: 'Property', value: 5 } });
+  await broker.upsertEntities('', [{ ...sensor(1), id }]); // stale cache: locked path
+  assert.equal(await geom(), 'POINT(-3.799 43.46)');
+  await broker.deleteEntity('', id);
+});
+
 test(`${storeKind()}: purge by type deletes everything of that type`, async () => {
   const n = await broker.purge('', { type: 'AirQualityObserved' });
   assert.equal(n, 2000);

@@ -296,7 +296,9 @@ function checkNoNull(v: unknown, name: string, opts: NormalizeOptions, depth = 0
   if (opts.mergePatch || depth > 64) return;
   if (v === null) throw new ProblemError('BadRequestData', `The value of "${name}" contains a JSON null: remove the member instead.`);
   if (v === NGSI_NULL && depth > 0) throw new ProblemError('BadRequestData', `The value of "${name}" contains NGSI-LD Null inside a structured value, which only a merge may use.`);
-  if (typeof v === 'object') for (const x of Array.isArray(v) ? v : Object.values(v as object)) checkNoNull(x, name, opts, depth + 1);
+  if (typeof v !== 'object') return;
+  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) checkNoNull(v[i], name, opts, depth + 1);
+  else for (const k in v) checkNoNull((v as Record<string, unknown>)[k], name, opts, depth + 1);
 }
 
 function hasValueMember(o: Record<string, unknown>): boolean {

@@ -54,8 +54,16 @@ export function fromRow(r: Row): StoredEntity {
   return e;
 }
 
-function toRecord(e: StoredEntity) {
-  return { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: toStoredAttrs(e.attrs, e.modifiedAt), expires_at: e.expiresAt ?? null, attr_names: Object.keys(e.attrs), loc_bbox: locationBox(e) };
+function toRecord(e: StoredEntity, postgis: boolean) {
+  const r: Record<string, unknown> = { id: e.id, types: e.type, scopes: e.scope ?? null, created_at: e.createdAt, modified_at: e.modifiedAt, attrs: toStoredAttrs(e.attrs, e.modifiedAt), expires_at: e.expiresAt ?? null, attr_names: Object.keys(e.attrs), loc_bbox: locationBox(e) };
+  if (postgis) r.geo = locationGeoJson(e);
+  return r;
+}
+
+/** GeoJSON text of the first `location` instance's value (the PostGIS `geom` column), or null. */
+function locationGeoJson(e: StoredEntity): string | null {
+  const v = e.attrs[LOCATION_IRI]?.[0]?.value;
+  return typeof v === 'object' && v !== null ? JSON.stringify(v) : null;
 }
 
 
@@ -98,41 +106,65 @@ function locationBox(e: StoredEntity): string | null {
   return x1 === Infinity ? null : `((${x1},${y1}),(${x2},${y2}))`;
 }
 
-const RECORDSET = `jsonb_to_recordset($2::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text, attr_names text[], loc_bbox box)`;
-/** columns written (COLS plus the attribute-name index column, which is never read back) */
-const WCOLS = COLS + ', attr_names, loc_bbox';
-
 const LOCATION_IRI = 'https://uri.etsi.org/ngsi-ld/location';
 /** rows per statement above which an unlocked write is split across connections (PostgreSQL) */
 const PARALLEL_CHUNK = 300;
 
 /**
- * Version-checked overwrite of existing rows (see writeUnlocked). A member left out of a record
- * keeps the row's value (types, createdAt, attribute names, location box: `loc` "" clears it) or
- * takes the batch's shared value ($3: modifiedAt); scopes and expiry are always replaced. `attrs`
- * replaces all attributes; without it, `set` replaces some and `del` removes some, the others keep
- * their stored JSON.
+ * The write statements, in two flavours: with PostGIS, `entities.geom` (the first `location`
+ * instance as a geometry, for GIS tools) is written by the statements themselves from the record's
+ * `geo` (GeoJSON text), and only when the location changed; as a generated column it was
+ * recomputed from `attrs` by every update (~7 % of PostgreSQL's time in a write storm).
  */
-const UPDATE_SET = `UPDATE entities AS t SET types = COALESCE(x.types, t.types), scopes = x.scopes, created_at = COALESCE(x.created_at, t.created_at),
+function writeStatements(postgis: boolean) {
+  const recordset = (param: string) =>
+    `jsonb_to_recordset(${param}::jsonb) AS x(id text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, expires_at text, attr_names text[], loc_bbox box, geo text)`;
+  // columns written (COLS plus the attribute-name index column, which is never read back)
+  const cols = `tenant, ${COLS}, attr_names, loc_bbox${postgis ? ', geom' : ''}`;
+  const values = `$1, ${COLS}, attr_names, loc_bbox${postgis ? ', ST_SetSRID(ST_GeomFromGeoJSON(geo), 4326)' : ''}`;
+  const insertNew = (param: string) => `INSERT INTO entities (${cols}) SELECT ${values} FROM ${recordset(param)} ON CONFLICT (tenant, id) DO NOTHING`;
+  /*
+   * Version-checked overwrite of existing rows (see writeUnlocked). A member left out of a record
+   * keeps the row's value (types, createdAt, attribute names; location box and geometry: `loc`
+   * "" clears them) or takes the batch's shared value ($3: modifiedAt); scopes and expiry are
+   * always replaced. `attrs` replaces all attributes; without it, `set` replaces some and `del`
+   * removes some, the others keep their stored JSON.
+   */
+  const updateSet = `UPDATE entities AS t SET types = COALESCE(x.types, t.types), scopes = x.scopes, created_at = COALESCE(x.created_at, t.created_at),
      modified_at = COALESCE(x.modified_at, $3), expires_at = x.expires_at,
      attrs = CASE WHEN x.attrs IS NOT NULL THEN x.attrs ELSE (t.attrs - COALESCE(x.del, '{}'::text[])) || COALESCE(x.set, '{}'::jsonb) END, attr_names = COALESCE(x.attr_names, t.attr_names),
-     loc_bbox = CASE WHEN x.loc IS NULL THEN t.loc_bbox ELSE NULLIF(x.loc, '')::box END
-   FROM jsonb_to_recordset($2::jsonb) AS x(n int, id text, xv text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, set jsonb, del text[], expires_at text, attr_names text[], loc text)
+     loc_bbox = CASE WHEN x.loc IS NULL THEN t.loc_bbox ELSE NULLIF(x.loc, '')::box END${
+       postgis ? `,
+     geom = CASE WHEN x.loc IS NULL THEN t.geom ELSE ST_SetSRID(ST_GeomFromGeoJSON(NULLIF(x.geo, '')), 4326) END` : ''}
+   FROM jsonb_to_recordset($2::jsonb) AS x(n int, id text, xv text, types text[], scopes text[], created_at text, modified_at text, attrs jsonb, set jsonb, del text[], expires_at text, attr_names text[], loc text, geo text)
    WHERE t.tenant = $1 AND t.id = x.id AND t.xmin = x.xv::xid`;
-const insertNew = (param: string) => `INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET.replace('$2', param)} ON CONFLICT (tenant, id) DO NOTHING`;
-/*
- * What the unlocked statements return: one row, the batch positions of the rows updated (`u`) and the
- * ids of the rows inserted (`i`), and their version, the same for all since one statement is one
- * transaction (100 result rows to parse were ~9 % of what the broker allocated in a write storm).
- */
-const UPDATE_UNLOCKED = `WITH u AS (${UPDATE_SET} RETURNING x.n, t.xmin)
-  SELECT string_agg(n::text, ',') AS u, NULL AS i, min(xmin::text) AS xv FROM u`;
-const INSERT_UNLOCKED = `WITH i AS (${insertNew('$2')} RETURNING id, xmin)
-  SELECT NULL AS u, array_agg(id) AS i, min(xmin::text) AS xv FROM i`;
-/** both in one statement ($4 holds the new rows) */
-const UPSERT_UNLOCKED = `WITH u AS (${UPDATE_SET} RETURNING x.n, t.xmin), i AS (${insertNew('$4')} RETURNING id, xmin)
+  return {
+    /** creation only; returns (id, xv) of the rows inserted */
+    insert: `${insertNew('$2')} RETURNING id, xmin::text AS xv`,
+    /** insert or overwrite whole rows, in one transaction: one version back */
+    save: `WITH w AS (INSERT INTO entities (${cols}) SELECT ${values} FROM ${recordset('$2')}
+       ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
+         created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs, expires_at = EXCLUDED.expires_at,
+         attr_names = EXCLUDED.attr_names, loc_bbox = EXCLUDED.loc_bbox${postgis ? ', geom = EXCLUDED.geom' : ''}
+       RETURNING xmin) SELECT xmin::text AS xv FROM w LIMIT 1`,
+    /*
+     * What the unlocked statements return: one row, the batch positions of the rows updated (`u`)
+     * and the ids of the rows inserted (`i`), and their version, the same for all since one
+     * statement is one transaction (100 result rows to parse were ~9 % of what the broker
+     * allocated in a write storm).
+     */
+    updateUnlocked: `WITH u AS (${updateSet} RETURNING x.n, t.xmin)
+  SELECT string_agg(n::text, ',') AS u, NULL AS i, min(xmin::text) AS xv FROM u`,
+    insertUnlocked: `WITH i AS (${insertNew('$2')} RETURNING id, xmin)
+  SELECT NULL AS u, array_agg(id) AS i, min(xmin::text) AS xv FROM i`,
+    /** both in one statement ($4 holds the new rows) */
+    upsertUnlocked: `WITH u AS (${updateSet} RETURNING x.n, t.xmin), i AS (${insertNew('$4')} RETURNING id, xmin)
   SELECT (SELECT string_agg(n::text, ',') FROM u) AS u, (SELECT array_agg(id) FROM i) AS i,
-    COALESCE((SELECT min(xmin::text) FROM u), (SELECT min(xmin::text) FROM i)) AS xv`;
+    COALESCE((SELECT min(xmin::text) FROM u), (SELECT min(xmin::text) FROM i)) AS xv`,
+  };
+}
+const STATEMENTS = { plain: writeStatements(false), postgis: writeStatements(true) };
+const statements = (db: Db) => (db.hasPostgis ? STATEMENTS.postgis : STATEMENTS.plain);
 
 /** Identity of an entity's geometries other than `location` (inline): equal keys mean the entity_geo rows are still right. */
 function geoKey(e: StoredEntity | undefined): string {
@@ -223,8 +255,8 @@ export class EntityRepository {
     // an expired transient entity no longer exists: its id may be created again
     await db.query('DELETE FROM entities WHERE tenant = $1 AND id = ANY($2::text[]) AND expires_at IS NOT NULL AND expires_at::timestamptz <= now()', [tenant, entities.map((e) => e.id)]);
     const r = await db.query<{ id: string; xv: string }>(
-      `INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET} ON CONFLICT (tenant, id) DO NOTHING RETURNING id, xmin::text AS xv`,
-      [tenant, JSON.stringify(entities.map(toRecord))],
+      statements(db).insert,
+      [tenant, JSON.stringify(entities.map((e) => toRecord(e, db.hasPostgis)))],
     );
     const ok = new Set(r.map((x) => x.id));
     if (r.length) for (const e of entities) if (ok.has(e.id)) setVersion(e, r[0].xv);
@@ -244,12 +276,8 @@ export class EntityRepository {
     await this.ensureTenant(db, tenant);
     // every row written by one transaction carries its id as xmin: one row back is enough
     const r = await db.query<{ xv: string }>(
-      `WITH w AS (INSERT INTO entities (tenant, ${WCOLS}) SELECT $1, ${WCOLS} FROM ${RECORDSET}
-       ON CONFLICT (tenant, id) DO UPDATE SET types = EXCLUDED.types, scopes = EXCLUDED.scopes,
-         created_at = EXCLUDED.created_at, modified_at = EXCLUDED.modified_at, attrs = EXCLUDED.attrs, expires_at = EXCLUDED.expires_at,
-         attr_names = EXCLUDED.attr_names, loc_bbox = EXCLUDED.loc_bbox
-       RETURNING xmin) SELECT xmin::text AS xv FROM w LIMIT 1`,
-      [tenant, JSON.stringify(entities.map(toRecord))],
+      statements(db).save,
+      [tenant, JSON.stringify(entities.map((e) => toRecord(e, db.hasPostgis)))],
     );
     if (r.length) for (const e of entities) setVersion(e, r[0].xv);
     await this.writeGeo(db, tenant, before ? entities.filter((e) => geoKey(e) !== geoKey(before.get(e.id))) : entities);
@@ -303,6 +331,8 @@ export class EntityRepository {
     // members equal to the version being replaced are left out and kept: a value update then ships
     // (and PostgreSQL parses) little more than the attributes
     const modifiedAt = updates.length ? updates[0].after.modifiedAt : '';
+    const sql = statements(db);
+    const rec = (e: StoredEntity) => toRecord(e, db.hasPostgis);
     const ups = updates.map(({ before, after }, n) => {
       const r: Record<string, unknown> = { n, id: after.id, xv: versionOf(before) };
       // attributes stored exactly as before (typically all but the measured ones, since instance
@@ -330,16 +360,16 @@ export class EntityRepository {
       const la = after.attrs[LOCATION_IRI];
       const lb = before.attrs[LOCATION_IRI];
       if (la !== lb && !sameGeometries(la, lb)) {
-        const box = locationBox(after);
-        if (box !== locationBox(before)) r.loc = box ?? '';
+        r.loc = locationBox(after) ?? '';
+        if (db.hasPostgis) r.geo = locationGeoJson(after) ?? '';
       }
       return r;
     });
     // a batch that only updates (or only inserts) runs that statement alone: the other CTE and the
     // union cost PostgreSQL ~15 % of the statement even when empty
     const [r] = await db.query<{ u: string | null; i: string[] | null; xv: string | null }>(
-      !inserts.length ? UPDATE_UNLOCKED : !updates.length ? INSERT_UNLOCKED : UPSERT_UNLOCKED,
-      !inserts.length ? [tenant, JSON.stringify(ups), modifiedAt] : !updates.length ? [tenant, JSON.stringify(inserts.map(toRecord))] : [tenant, JSON.stringify(ups), modifiedAt, JSON.stringify(inserts.map(toRecord))],
+      !inserts.length ? sql.updateUnlocked : !updates.length ? sql.insertUnlocked : sql.upsertUnlocked,
+      !inserts.length ? [tenant, JSON.stringify(ups), modifiedAt] : !updates.length ? [tenant, JSON.stringify(inserts.map(rec))] : [tenant, JSON.stringify(ups), modifiedAt, JSON.stringify(inserts.map(rec))],
     );
     if (r?.xv) {
       if (r.u) {
