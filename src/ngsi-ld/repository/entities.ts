@@ -132,7 +132,7 @@ function writeStatements(postgis: boolean) {
    */
   const updateSet = `UPDATE entities AS t SET types = COALESCE(x.types, t.types), scopes = x.scopes, created_at = COALESCE(x.created_at, t.created_at),
      modified_at = COALESCE(x.modified_at, $3), expires_at = x.expires_at,
-     attrs = CASE WHEN x.attrs IS NOT NULL THEN x.attrs ELSE (t.attrs - COALESCE(x.del, '{}'::text[])) || COALESCE(x.set, '{}'::jsonb) END, attr_names = COALESCE(x.attr_names, t.attr_names),
+     attrs = CASE WHEN x.attrs IS NOT NULL THEN x.attrs WHEN x.set IS NULL AND x.del IS NULL THEN t.attrs ELSE (t.attrs - COALESCE(x.del, '{}'::text[])) || COALESCE(x.set, '{}'::jsonb) END, attr_names = COALESCE(x.attr_names, t.attr_names),
      loc_bbox = CASE WHEN x.loc IS NULL THEN t.loc_bbox ELSE NULLIF(x.loc, '')::box END${
        postgis ? `,
      geom = CASE WHEN x.loc IS NULL THEN t.geom ELSE ST_SetSRID(ST_GeomFromGeoJSON(NULLIF(x.geo, '')), 4326) END` : ''}
@@ -165,6 +165,16 @@ function writeStatements(postgis: boolean) {
 }
 const STATEMENTS = { plain: writeStatements(false), postgis: writeStatements(true) };
 const statements = (db: Db) => (db.hasPostgis ? STATEMENTS.postgis : STATEMENTS.plain);
+
+/** True when the entity has a GeoProperty instance other than `location`'s. */
+function hasOtherGeoAttr(e: StoredEntity): boolean {
+  for (const a in e.attrs) {
+    if (a === LOCATION_IRI) continue;
+    const list = e.attrs[a];
+    for (let i = 0; i < list.length; i++) if (list[i].type === 'GeoProperty') return true;
+  }
+  return false;
+}
 
 /** Identity of an entity's geometries other than `location` (inline): equal keys mean the entity_geo rows are still right. */
 function geoKey(e: StoredEntity | undefined): string {
@@ -296,6 +306,8 @@ export class EntityRepository {
 
   /** True when `a` and `b` have the same GeoProperties other than `location` (entity_geo rows stay right). */
   sameOtherGeo(a: StoredEntity, b: StoredEntity): boolean {
+    // most entities have no GeoProperty but `location`: no key strings to build then
+    if (!hasOtherGeoAttr(a) && !hasOtherGeoAttr(b)) return true;
     return geoKey(a) === geoKey(b);
   }
 
@@ -394,7 +406,7 @@ export class EntityRepository {
 
   /** True when the entity has GeoProperties other than `location` (indexed in entity_geo). */
   hasOtherGeo(e: StoredEntity): boolean {
-    return geoKey(e) !== '';
+    return hasOtherGeoAttr(e);
   }
 
   /** Keeps the bbox index in step with GeoProperty instances. */
