@@ -16,7 +16,7 @@ import { notificationData, notificationHeaders, notificationTail, pickOmit, PREV
 import { CandidateIndex } from './domain/candidates.ts';
 import { subscriptionToPayload } from './domain/render.ts';
 import type { CompiledFilters, DeliveryStatus, Subscription } from './domain/types.ts';
-import { Outbox, type OutboxItem, type SharedBody } from './delivery/outbox.ts';
+import { Outbox, type OutboxItem, type OutboxRow, type SharedBody } from './delivery/outbox.ts';
 import { Dispatcher, type DeliveryResult } from './delivery/dispatcher.ts';
 import { HttpNotifier } from './delivery/http-notifier.ts';
 import { MqttNotifier } from './delivery/mqtt-notifier.ts';
@@ -68,6 +68,8 @@ class SubscriptionService {
   private notifier: SchemeRouter;
   /** delivery outcomes not yet written to the counters (a retrieval right after a notification sees them) */
   private unflushed = new Map<string, DeliveryResult[]>();
+  /** notifications sent and not answered yet, per tenant and subscription */
+  private inflight = new Map<string, Map<string, { n: number; at: number }>>();
   readonly db: Platform["db"];
   readonly defaultLimit: number;
   constructor(private p: Platform) {
@@ -77,7 +79,28 @@ class SubscriptionService {
     const http = new HttpNotifier({ connections: p.config.notifyConnections, pipelining: p.config.notifyPipelining });
     const mqtt = new MqttNotifier();
     this.notifier = new SchemeRouter({ http, https: http, mqtt, mqtts: mqtt });
-    this.dispatcher = new Dispatcher(this.outbox, this.notifier, p.clock, {
+    // timesSent counts notifications sent (clause 5.2.12), so a retrieval sees one that is on its
+    // way and not answered yet: the receiver may act on it (and ask) before its answer is read
+    const router = this.notifier;
+    const counting = {
+      send: (row: OutboxRow) => {
+        let subs = this.inflight.get(row.tenant);
+        if (!subs) this.inflight.set(row.tenant, (subs = new Map()));
+        let f = subs.get(row.subscriptionId);
+        if (!f) subs.set(row.subscriptionId, (f = { n: 0, at: 0 }));
+        f.n++;
+        f.at = p.clock.now();
+        const sent = router.send(row);
+        // settles before the dispatcher records the outcome (same promise, attached first)
+        const settle = () => {
+          if (--f.n === 0) subs.delete(row.subscriptionId);
+        };
+        sent.then(settle, settle);
+        return sent;
+      },
+      close: () => router.close(),
+    };
+    this.dispatcher = new Dispatcher(this.outbox, counting, p.clock, {
       onResults: (r) => this.recordResults(r),
       coalesceResults: true,
       onResult: (r) => {
@@ -495,6 +518,12 @@ class SubscriptionService {
       d.timesSent += r.count ?? 1;
       d.lastNotification = at;
       if (r.ok) { d.lastSuccess = at; d.status = 'ok'; } else { d.timesFailed++; d.lastFailure = at; d.status = 'failed'; }
+    }
+    const inflight = this.inflight.get(rec.tenant)?.get(rec.id);
+    if (inflight) {
+      d.timesSent += inflight.n;
+      const at = new Date(inflight.at).toISOString();
+      if (!d.lastNotification || at > d.lastNotification) d.lastNotification = at;
     }
     return subscriptionToPayload(row.record as Subscription, d, (i) => ctx.compactIri(i), this.p.clock.now(), { sysAttrs });
   }

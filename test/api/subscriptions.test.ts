@@ -66,3 +66,40 @@ test('subscriptions API: CRUD, validation, notification on entity change with co
     rx.close();
   }
 });
+
+test('subscriptions API: a notification sent but not answered yet already counts in timesSent', async () => {
+  // the receiver holds its answer: a client acting on the notification may ask before it answers
+  let hold: (() => void) | undefined;
+  let onRequest: (() => void) | undefined;
+  const rx = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      hold = () => res.writeHead(204).end();
+      onRequest?.();
+    });
+  }).listen(0);
+  await once(rx, 'listening');
+  const port = (rx.address() as AddressInfo).port;
+  const s = await testPlatform({ modules: [subscriptionsModule] });
+  try {
+    const id = 'urn:ngsi-ld:Subscription:inflight';
+    const sub = { id, type: 'Subscription', entities: [{ type: 'Building' }], notification: { endpoint: { uri: `http://127.0.0.1:${port}/n`, accept: 'application/json' } } };
+    assert.equal((await s.inject({ method: 'POST', url: '/ngsi-ld/v1/subscriptions', payload: sub, headers: { 'content-type': 'application/json' } })).statusCode, 201);
+    const requested = new Promise<void>((res) => (onRequest = res));
+    await s.platform.broker.createEntity('', { id: 'urn:ngsi-ld:Building:held', type: 'Building', name: { type: 'Property', value: 'x' } });
+    await requested;
+    let n = (await s.inject({ method: 'GET', url: `/ngsi-ld/v1/subscriptions/${id}` })).json().notification;
+    assert.equal(n.timesSent, 1);
+    assert.ok(n.lastNotification);
+    assert.equal(n.lastSuccess, undefined);
+    hold!();
+    const svc = s.platform.services.get('subscriptions') as { dispatcher: { idle(): Promise<void> } };
+    await svc.dispatcher.idle();
+    n = (await s.inject({ method: 'GET', url: `/ngsi-ld/v1/subscriptions/${id}` })).json().notification;
+    assert.equal(n.timesSent, 1); // counted once, not again when answered
+    assert.ok(n.lastSuccess);
+  } finally {
+    await s.close();
+    rx.close();
+  }
+});
