@@ -230,7 +230,7 @@ export class Broker implements BrokerApi {
     for (const mods of byEntity(batch).values()) {
       const { tenant, id } = mods[0];
       const cached = this.cache.get(tenant, id);
-      if (!cached || isExpired(cached) || !this.repo.hasVersion(cached)) { rest.push(...mods); continue; }
+      if (!this.fastBase(cached)) { rest.push(...mods); continue; }
       const c = applyChain(cached, mods, now);
       if (c.cur === cached) {
         // nothing to write (only errors or no-ops): answered from the cached version
@@ -243,12 +243,7 @@ export class Broker implements BrokerApi {
       planned.set(tenant, list);
     }
     for (const [tenant, list] of planned) {
-      let written = new Set<string>();
-      try {
-        written = (await this.repo.writeUnlocked(this.db, tenant, list.map((p) => ({ before: p.before, after: p.c.cur })))).updated;
-      } catch {
-        // e.g. two concurrent statements locking rows in different orders: the locked path decides
-      }
+      const written = (await this.tryWriteUnlocked(tenant, list.map((p) => ({ before: p.before, after: p.c.cur })))).updated;
       for (const p of list) {
         if (!written.has(p.c.cur.id)) { rest.push(...p.mods); continue; }
         evs.push(...p.c.evs);
@@ -256,6 +251,21 @@ export class Broker implements BrokerApi {
       }
     }
     return rest;
+  }
+
+  /** A cached entity a fast-path write may start from: its row version known, not expired. */
+  private fastBase(cached: StoredEntity | undefined): cached is StoredEntity {
+    return cached !== undefined && !isExpired(cached) && this.repo.hasVersion(cached);
+  }
+
+  /** writeUnlocked, where a failure means "nothing written": the locked path then decides. */
+  private async tryWriteUnlocked(tenant: string, updates: { before: StoredEntity; after: StoredEntity }[], inserts: StoredEntity[] = []) {
+    try {
+      return await this.repo.writeUnlocked(this.db, tenant, updates, inserts);
+    } catch {
+      // e.g. two concurrent statements locking rows in different orders
+      return { updated: new Set<string>(), inserted: new Set<string>() };
+    }
   }
 
   /** The general path of a group: one transaction that locks the rows, applies the changes and writes them. */
@@ -562,18 +572,17 @@ export class Broker implements BrokerApi {
       const inserts: StoredEntity[] = [];
       for (const e of merged) {
         const cached = this.cache.get(tenant, e.id);
-        if (cached ? isExpired(cached) || !this.repo.hasVersion(cached) : this.repo.hasOtherGeo(e)) { rest.push(e); continue; }
-        if (!cached) { inserts.push(e); continue; }
+        if (!cached) {
+          if (this.repo.hasOtherGeo(e)) rest.push(e);
+          else inserts.push(e);
+          continue;
+        }
+        if (!this.fastBase(cached)) { rest.push(e); continue; }
         const next = upsertInto(cached, e, mode);
         if (!this.repo.sameOtherGeo(cached, next)) { rest.push(e); continue; }
         updates.push({ before: cached, after: next, src: e });
       }
-      let written: { updated: Set<string>; inserted: Set<string> } = { updated: new Set(), inserted: new Set() };
-      try {
-        written = await this.repo.writeUnlocked(this.db, tenant, updates, inserts);
-      } catch {
-        // e.g. concurrent statements locking rows in different orders: the locked path decides
-      }
+      const written = await this.tryWriteUnlocked(tenant, updates, inserts);
       for (const u of updates) {
         if (written.updated.has(u.src.id)) evs.push(updateEvent(u.before, u.src, u.after));
         else rest.push(u.src);
@@ -691,18 +700,13 @@ export class Broker implements BrokerApi {
       const planned: { id: string; before: StoredEntity; c: Chain }[] = [];
       for (const [id, idx] of byId) {
         const cached = this.cache.get(tenant, id);
-        if (!cached || isExpired(cached) || !this.repo.hasVersion(cached)) { rest.push(id); continue; }
+        if (!this.fastBase(cached)) { rest.push(id); continue; }
         const c = chain(cached, idx);
         if (c.cur === cached) done.push(c);
         else if (!this.repo.sameOtherGeo(cached, c.cur)) rest.push(id);
         else planned.push({ id, before: cached, c });
       }
-      let written = new Set<string>();
-      try {
-        written = (await this.repo.writeUnlocked(this.db, tenant, planned.map((p) => ({ before: p.before, after: p.c.cur })))).updated;
-      } catch {
-        // e.g. concurrent statements locking rows in different orders: the locked path decides
-      }
+      const written = (await this.tryWriteUnlocked(tenant, planned.map((p) => ({ before: p.before, after: p.c.cur })))).updated;
       for (const p of planned) {
         if (written.has(p.id)) done.push(p.c);
         else rest.push(p.id);
@@ -930,7 +934,6 @@ function mergePatch(target: Record<string, unknown>, patch: Record<string, unkno
   return out;
 }
 
-/** The entity an upsert writes over `cur`: `e` whole (replace, keeping createdAt) or attribute by attribute (update). */
 /** Names of `a` that `b` lacks. */
 function missingFrom(a: object, b: object): string[] {
   const out: string[] = [];
@@ -938,6 +941,7 @@ function missingFrom(a: object, b: object): string[] {
   return out;
 }
 
+/** The entity an upsert writes over `cur`: `e` whole (replace, keeping createdAt) or attribute by attribute (update). */
 function upsertInto(cur: StoredEntity, e: StoredEntity, mode: 'replace' | 'update'): StoredEntity {
   let next: StoredEntity;
   if (mode === 'replace') {

@@ -43,6 +43,8 @@ export function buildQuery(p: QueryParams, ctx: TermResolver): CompiledQuery {
   const clauses: string[] = [];
   const checks: ((e: StoredEntity) => boolean)[] = [];
   const expand = (t: string) => ctx.expandTerm(t);
+  // attribute-name and geometry filters are planned per call (see CompiledQuery.planPerCall)
+  let planPerCall = false;
 
   if (p.id && p.id.length) {
     params.push(p.id);
@@ -71,6 +73,7 @@ export function buildQuery(p: QueryParams, ctx: TermResolver): CompiledQuery {
     params.push(attrIris);
     clauses.push(`e.attr_names && $${params.length}::text[]`);
     checks.push((e) => attrIris.some((a) => a in e.attrs));
+    planPerCall = true;
   }
   const maxHops = p.join && p.join !== '@none' ? p.joinLevel ?? 1 : 0;
   let linkedDepth = 0;
@@ -101,6 +104,7 @@ export function buildQuery(p: QueryParams, ctx: TermResolver): CompiledQuery {
   if (p.geoQ) {
     const g: GeoQuery = resolveGeoQ(parseGeoQ(p.geoQ as never), expand);
     const attr = g.geoproperty;
+    planPerCall = true;
     const box = prefilterBox(g);
     if (box && attr === 'https://uri.etsi.org/ngsi-ld/location') {
       params.push(box[0], box[1], box[2], box[3]);
@@ -167,7 +171,7 @@ export function buildQuery(p: QueryParams, ctx: TermResolver): CompiledQuery {
   const { pick, omit, keepId, keepType, links } = proj;
   return {
     where: clauses.join(' AND '),
-    planPerCall: clauses.some((c) => /loc_bbox|entity_geo|attr_names/.test(c)),
+    planPerCall,
     params: params.slice(1),
     post,
     sort,

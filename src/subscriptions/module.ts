@@ -16,11 +16,11 @@ import { notificationData, notificationHeaders, notificationTail, pickOmit, PREV
 import { CandidateIndex } from './domain/candidates.ts';
 import { subscriptionToPayload } from './domain/render.ts';
 import type { CompiledFilters, DeliveryStatus, Subscription } from './domain/types.ts';
-import { Outbox, type OutboxItem, type OutboxRow, type SharedBody } from './delivery/outbox.ts';
+import { Outbox, type OutboxItem, type SharedBody } from './delivery/outbox.ts';
 import { Dispatcher, type DeliveryResult } from './delivery/dispatcher.ts';
 import { HttpNotifier } from './delivery/http-notifier.ts';
 import { MqttNotifier } from './delivery/mqtt-notifier.ts';
-import { SchemeRouter } from './delivery/notifier.ts';
+import { InflightCounter, SchemeRouter } from './delivery/notifier.ts';
 import { guardNotification } from '../trust/api.ts';
 
 /**
@@ -65,11 +65,9 @@ class SubscriptionService {
   private lastPeriodic = new Map<string, number>();
   outbox: Outbox;
   dispatcher: Dispatcher;
-  private notifier: SchemeRouter;
+  private notifier: InflightCounter;
   /** delivery outcomes not yet written to the counters (a retrieval right after a notification sees them) */
   private unflushed = new Map<string, DeliveryResult[]>();
-  /** notifications sent and not answered yet, per tenant and subscription */
-  private inflight = new Map<string, Map<string, { n: number; at: number }>>();
   readonly db: Platform["db"];
   readonly defaultLimit: number;
   constructor(private p: Platform) {
@@ -78,29 +76,8 @@ class SubscriptionService {
     this.outbox = new Outbox(p.db);
     const http = new HttpNotifier({ connections: p.config.notifyConnections, pipelining: p.config.notifyPipelining });
     const mqtt = new MqttNotifier();
-    this.notifier = new SchemeRouter({ http, https: http, mqtt, mqtts: mqtt });
-    // timesSent counts notifications sent (clause 5.2.12), so a retrieval sees one that is on its
-    // way and not answered yet: the receiver may act on it (and ask) before its answer is read
-    const router = this.notifier;
-    const counting = {
-      send: (row: OutboxRow) => {
-        let subs = this.inflight.get(row.tenant);
-        if (!subs) this.inflight.set(row.tenant, (subs = new Map()));
-        let f = subs.get(row.subscriptionId);
-        if (!f) subs.set(row.subscriptionId, (f = { n: 0, at: 0 }));
-        f.n++;
-        f.at = p.clock.now();
-        const sent = router.send(row);
-        // settles before the dispatcher records the outcome (same promise, attached first)
-        const settle = () => {
-          if (--f.n === 0) subs.delete(row.subscriptionId);
-        };
-        sent.then(settle, settle);
-        return sent;
-      },
-      close: () => router.close(),
-    };
-    this.dispatcher = new Dispatcher(this.outbox, counting, p.clock, {
+    this.notifier = new InflightCounter(new SchemeRouter({ http, https: http, mqtt, mqtts: mqtt }), () => p.clock.now());
+    this.dispatcher = new Dispatcher(this.outbox, this.notifier, p.clock, {
       onResults: (r) => this.recordResults(r),
       coalesceResults: true,
       onResult: (r) => {
@@ -217,12 +194,12 @@ class SubscriptionService {
           pending = true;
           items.push(
             loadLinked([target], FULL, lq.depth, this.linkedLoader(l.sub)).then(async (known) =>
-              lq.test(target, (id) => known.get(id)) ? this.throttled(k, l, this.toItem(l, await this.renderWithLinks(l, [shaped]), now), now) : undefined,
+              lq.test(target, (id) => known.get(id)) ? this.throttled(k, l, this.toItem(l, await this.renderWithLinks(l, [shaped])), now) : undefined,
             ),
           );
         } else if (joinOf(l.sub)) {
           pending = true;
-          items.push(this.renderWithLinks(l, [shapeEntity(l.sub, vev, m)]).then((data) => this.throttled(k, l, this.toItem(l, data, now), now)));
+          items.push(this.renderWithLinks(l, [shapeEntity(l.sub, vev, m)]).then((data) => this.throttled(k, l, this.toItem(l, data), now)));
         } else if (vev === ev) {
           // not redacted: subscriptions that render alike share one serialization of this change
           let alike = (rendered ??= new Map()).get(l.renderKey);
@@ -239,7 +216,7 @@ class SubscriptionService {
             alike.push({ trigger: m.trigger, updated: m.updated, deleted: m.deleted, shared });
           }
           items.push(this.throttled(k, l, this.itemOf(l, shared), now));
-        } else items.push(this.throttled(k, l, this.toItem(l, [this.render(l, shapeEntity(l.sub, vev, m))], now), now));
+        } else items.push(this.throttled(k, l, this.toItem(l, [this.render(l, shapeEntity(l.sub, vev, m))]), now));
       }
     }
     if (items.length === 0) return undefined;
@@ -380,7 +357,7 @@ class SubscriptionService {
     }
     if (roots.length === 0) return;
     const data = await this.renderWithLinks(l, roots);
-    await this.dispatcher.submit([this.toItem(l, data, now)], now);
+    await this.dispatcher.submit([this.toItem(l, data)], now);
   }
 
   private render(l: Live, e: ReturnType<typeof shapeEntity>, inline?: RenderOptions['inline']): Record<string, unknown> {
@@ -412,7 +389,7 @@ class SubscriptionService {
     return pickOmit(out, n.pick?.map((m) => (m.includes(':') ? l.ctx.compactIri(m) : m)), n.omit?.map((m) => (m.includes(':') ? l.ctx.compactIri(m) : m)));
   }
 
-  private toItem(l: Live, data: Record<string, unknown>[], _now: number): OutboxItem {
+  private toItem(l: Live, data: Record<string, unknown>[]): OutboxItem {
     return this.itemOf(l, this.tailOf(l, data));
   }
 
@@ -519,7 +496,7 @@ class SubscriptionService {
       d.lastNotification = at;
       if (r.ok) { d.lastSuccess = at; d.status = 'ok'; } else { d.timesFailed++; d.lastFailure = at; d.status = 'failed'; }
     }
-    const inflight = this.inflight.get(rec.tenant)?.get(rec.id);
+    const inflight = this.notifier.inflight(rec.tenant, rec.id);
     if (inflight) {
       d.timesSent += inflight.n;
       const at = new Date(inflight.at).toISOString();

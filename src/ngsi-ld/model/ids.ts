@@ -51,11 +51,11 @@ export function checkName(name: string, what: string): void {
 
 const ISO_DT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/;
 
-/** Validates an ISO 8601 DateTime and returns it normalised to UTC with milliseconds. */
 // the entities of one batch mostly share their observedAt: the last answer is kept
 let lastDateIn: unknown = Symbol('none'); // never equal to a JSON value
 let lastDateOut = '';
 
+/** Validates an ISO 8601 DateTime and returns it normalised to UTC with milliseconds. */
 export function checkDateTime(v: unknown, what: string): string {
   if (v === lastDateIn) return lastDateOut;
   if (typeof v !== 'string' || !ISO_DT.test(v) || Number.isNaN(Date.parse(v)))

@@ -1,7 +1,7 @@
 import type { Clock } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Notifier } from './notifier.ts';
-import { backoffDelay, fanoutBody, type FanoutItem, type MovedRow, type Outbox, type OutboxItem, type OutboxRow, type SharedBody } from './outbox.ts';
+import { backoffDelay, fanoutBody, headersJson, type FanoutItem, type MovedRow, type Outbox, type OutboxItem, type OutboxRow, type SharedBody } from './outbox.ts';
 import { Lanes } from './lanes.ts';
 
 /** Outcome of one delivery attempt, for the subscription's status and counters. */
@@ -329,7 +329,7 @@ export class Dispatcher {
         if (!byTenant) groups.set(it.shared!, (byTenant = new Map()));
         let byHeaders = byTenant.get(it.tenant);
         if (!byHeaders) byTenant.set(it.tenant, (byHeaders = new Map()));
-        const hk = this.headersKey(it.headers);
+        const hk = headersJson(it.headers);
         let g = byHeaders.get(hk);
         if (!g) {
           g = { fan: { tenant: it.tenant, headers: it.headers, tail: it.shared!.tail, targets: [] }, keys: [], items: [] };
@@ -392,14 +392,6 @@ export class Dispatcher {
       byId.set(subscriptionId, (k = keyOf(tenant, subscriptionId)));
     }
     return k;
-  }
-
-  /** JSON of a headers object (one object per subscription: serialized once) */
-  private headerKeys = new WeakMap<Record<string, string>, string>();
-  private headersKey(h: Record<string, string>): string {
-    let j = this.headerKeys.get(h);
-    if (j === undefined) this.headerKeys.set(h, (j = JSON.stringify(h)));
-    return j;
   }
 
   /** Moves a subscription's fan-out targets to outbox rows (see Move). */

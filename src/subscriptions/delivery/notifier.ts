@@ -29,3 +29,39 @@ export class SchemeRouter implements Notifier {
     await Promise.all([...new Set(Object.values(this.byScheme))].map((n) => n.close()));
   }
 }
+
+/**
+ * Counts the notifications sent through `inner` and not answered yet, per tenant and subscription:
+ * timesSent counts notifications sent (clause 5.2.12), and a receiver may act on one (and ask for
+ * the subscription) before its answer is read. A send settles here before the caller's own
+ * handlers run (they attach to the same promise later), so a notification is never counted both
+ * in flight and as an outcome.
+ */
+export class InflightCounter implements Notifier {
+  private bySub = new Map<string, Map<string, { n: number; at: number }>>();
+  constructor(private inner: Notifier, private now: () => number) {}
+
+  send(msg: OutboxRow): Promise<void> {
+    let subs = this.bySub.get(msg.tenant);
+    if (!subs) this.bySub.set(msg.tenant, (subs = new Map()));
+    let f = subs.get(msg.subscriptionId);
+    if (!f) subs.set(msg.subscriptionId, (f = { n: 0, at: 0 }));
+    f.n++;
+    f.at = this.now();
+    const sent = this.inner.send(msg);
+    const settle = () => {
+      if (--f.n === 0) subs.delete(msg.subscriptionId);
+    };
+    sent.then(settle, settle);
+    return sent;
+  }
+
+  /** Notifications of the subscription on their way, and when the last one left. */
+  inflight(tenant: string, subscriptionId: string): { n: number; at: number } | undefined {
+    return this.bySub.get(tenant)?.get(subscriptionId);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

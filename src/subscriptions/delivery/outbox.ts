@@ -168,6 +168,14 @@ export interface BackoffPolicy {
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 5 * 60_000, maxAttempts: 10, jitter: 0.5 };
 
+const headerJson = new WeakMap<Record<string, string>, string>();
+/** JSON of a headers object (one object per subscription, shared by its items: serialized once) */
+export function headersJson(h: Record<string, string>): string {
+  let j = headerJson.get(h);
+  if (j === undefined) headerJson.set(h, (j = JSON.stringify(h)));
+  return j;
+}
+
 /** Delay before retry number `attempt` (1-based): base * 2^(attempt-1), capped, with jitter. */
 export function backoffDelay(attempt: number, p: BackoffPolicy, rand: () => number = Math.random): number {
   const raw = Math.min(p.maxMs, p.baseMs * 2 ** Math.max(0, attempt - 1));
@@ -258,7 +266,7 @@ export class Outbox {
           col((it) => it.tenant),
           col((it) => it.subscriptionId),
           col((it) => it.endpoint),
-          col((it) => this.headersJson(it.headers)),
+          col((it) => headersJson(it.headers)),
           col((it) => it.body ?? wholeBody(it.subscriptionId, now, it.shared?.tail ?? ',"data":[]}')),
           col((it) => (it.notifierInfo ? JSON.stringify(it.notifierInfo) : null)),
           col((it) => it.timeoutMs ?? null),
@@ -276,14 +284,6 @@ export class Outbox {
     return seqs;
   }
 
-  /** JSON of a headers object (the same object for all items of a subscription: serialized once) */
-  private headerJson = new WeakMap<Record<string, string>, string>();
-  private headersJson(h: Record<string, string>): string {
-    let j = this.headerJson.get(h);
-    if (j === undefined) this.headerJson.set(h, (j = JSON.stringify(h)));
-    return j;
-  }
-
   // ---- fan-out rows (dispatcher fast path) ------------------------------------------------------
 
   /** Stores fan-out rows in one statement; returns their ids in order. */
@@ -299,7 +299,7 @@ export class Outbox {
       for (let i = 0; i < fans.length; i++) {
         const f = fans[i];
         const b = params.length;
-        params.push(f.tenant, this.headersJson(f.headers), f.tail, targets(f));
+        params.push(f.tenant, headersJson(f.headers), f.tail, targets(f));
         values += `${i ? ',' : ''}($${b + 1}::text, $${b + 2}::jsonb, $${b + 3}::text, $${b + 4}::jsonb, ${i})`;
       }
       const r = await db.query<{ ids: string | null }>(
@@ -321,7 +321,7 @@ export class Outbox {
          ORDER BY ord
          RETURNING id)
        SELECT string_agg(id::text, ',' ORDER BY id) AS ids FROM ins`,
-      [fans.map((f) => f.tenant), fans.map((f) => this.headersJson(f.headers)), fans.map((f) => f.tail), fans.map(targets), now],
+      [fans.map((f) => f.tenant), fans.map((f) => headersJson(f.headers)), fans.map((f) => f.tail), fans.map(targets), now],
     );
     return (r[0]?.ids ?? '').split(',').filter(Boolean).map(Number);
   }
